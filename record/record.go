@@ -1,41 +1,95 @@
-// Package record decodes Fluent Bit chunks and encodes records.
-// STUB: replaced by the real implementation.
+// Package record owns the bytes of a Fluent Bit chunk: decoding its msgpack events
+// (Decoder) and encoding one event into the data of one Kinesis record (Encoder):
+// JSON of the record map, time_key, log_key and the trailing newline.
+//
+// It works on the chunk in place: Event.Body aliases the chunk, and the encoder
+// appends into a buffer the caller reuses, so decoding and encoding an event do not
+// allocate. It does not batch, compress, or know about Fluent Bit's return codes.
+//
+// Errors are split by what the caller can do about them:
+//   - The Decoder stops, with a *DecodeError, only at what it cannot step over: bytes
+//     that are not msgpack, a chunk cut short, an event that is not [time, record] or
+//     [[time, metadata], record], or a time that is not ext 0, an integer or a float.
+//     Events before the error have been returned by Next; the rest of the chunk is
+//     unusable.
+//   - The Decoder does not look inside a record beyond checking that it is complete
+//     msgpack. A record that cannot be encoded is reported by Encoder.Append for that
+//     event alone (ErrNotMap, ErrMissingLogKey, ErrTooDeep, ErrNestedKey), so the caller can count
+//     it, skip it and go on with the next event.
 package record
 
-import "github.com/kinesis-streams-go/fluent-bit-kinesis/timefmt"
+import (
+	"errors"
+	"fmt"
 
-// Event is one decoded event; Body aliases the chunk (the raw msgpack record map).
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/timefmt"
+)
+
+// Event is one decoded event; Body aliases the chunk (the raw msgpack record,
+// normally a map). Body's capacity ends with the record, so appending to it never
+// overwrites the chunk.
 type Event struct {
 	Sec  int64
 	Nsec uint32
 	Body []byte
 }
 
-// Decoder walks a chunk event by event without copying it.
-type Decoder struct{}
+var (
+	// ErrNotMap is returned by Encoder.Append for a record that is not a msgpack map.
+	// Only that record is lost: the caller counts it and goes on.
+	ErrNotMap = errors.New("record: record is not a map")
 
-// Reset makes d read chunk from its start.
-func (d *Decoder) Reset(chunk []byte) {}
+	// ErrMissingLogKey is returned by Encoder.Append when log_key is set and the
+	// record has no top-level key of that name. The caller skips and counts the record.
+	ErrMissingLogKey = errors.New("record: log_key not in record")
 
-// Next decodes the next event into ev; it returns false at the end of the chunk or on error (see Err).
-func (d *Decoder) Next(ev *Event) bool { return false }
+	// ErrTooDeep is returned by Encoder.Append for a record with arrays or maps
+	// nested more than 1000 levels deep.
+	ErrTooDeep = errors.New("record: nested more than 1000 levels deep")
 
-// Err is the decoding error that stopped Next, or nil at a clean end.
-func (d *Decoder) Err() error { return nil }
+	// ErrNestedKey is returned by Encoder.Append for a record with a map key that is
+	// an array or map holding, at any depth, another such key. A single level is
+	// encoded as the key's JSON text in quotes; more levels would double the size
+	// of the output at each level.
+	ErrNestedKey = errors.New("record: array or map key inside an array or map key")
+
+	// ErrTruncated means the data ends inside a msgpack value.
+	ErrTruncated = errors.New("truncated")
+
+	// ErrMalformed means bytes that are not valid msgpack.
+	ErrMalformed = errors.New("malformed msgpack")
+
+	// ErrBadEvent means valid msgpack that is not a Fluent Bit event: not an array of
+	// 2, or a time that is not ext 0, an integer or a float in range.
+	ErrBadEvent = errors.New("bad event")
+)
+
+// DecodeError is the error that stops a Decoder. Err is ErrTruncated, or wraps
+// ErrMalformed or ErrBadEvent.
+type DecodeError struct {
+	Index  int   // index of the event in the chunk, from 0
+	Offset int   // byte offset in the chunk where that event starts
+	Err    error // what is wrong
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("record: event %d at offset %d: %v", e.Index, e.Offset, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Options select what the encoder writes.
 type Options struct {
-	TimeKey       string
-	TimeFormat    *timefmt.Formatter
-	LogKey        string
+	// TimeKey, when not empty and TimeFormat is not nil, adds the event's time,
+	// formatted by TimeFormat, as the last field under this name; a field of that
+	// name in the record is dropped. Ignored when LogKey is set.
+	TimeKey    string
+	TimeFormat *timefmt.Formatter
+
+	// LogKey, when not empty, makes the data only this top-level key's value: a str
+	// or bin as its raw bytes, anything else as JSON.
+	LogKey string
+
+	// AppendNewline ends the data with '\n'.
 	AppendNewline bool
 }
-
-// Encoder turns events into the bytes sent to Kinesis.
-type Encoder struct{}
-
-// NewEncoder returns an encoder for o.
-func NewEncoder(o Options) *Encoder { return &Encoder{} }
-
-// Append appends ev's encoding to dst.
-func (e *Encoder) Append(dst []byte, ev *Event) ([]byte, error) { return dst, nil }

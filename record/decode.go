@@ -1,0 +1,141 @@
+package record
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// Decoder walks a chunk event by event without copying it. The zero Decoder holds
+// an empty chunk. A Decoder is not safe for concurrent use; it can be reused with
+// Reset.
+//
+// It accepts both event layouts, [time, record] (Fluent Bit < 2.1) and
+// [[time, metadata], record], with headers of any width. The metadata is skipped.
+// time is ext 0 holding big-endian uint32 seconds and nanoseconds, an integer
+// (seconds) or a float (seconds and a fraction).
+type Decoder struct {
+	chunk []byte
+	off   int // where the next event starts
+	index int // index of the next event
+	err   error
+}
+
+// Reset makes d read chunk from its start.
+func (d *Decoder) Reset(chunk []byte) {
+	*d = Decoder{chunk: chunk}
+}
+
+// Next decodes the next event into ev; it returns false at the end of the chunk or
+// on error (see Err). ev.Body is a complete msgpack value but is not checked to be a
+// map: Encoder.Append reports that per event.
+func (d *Decoder) Next(ev *Event) bool {
+	if d.err != nil || d.off >= len(d.chunk) {
+		return false
+	}
+	sec, nsec, body, next, err := decodeEvent(d.chunk, d.off)
+	if err != nil {
+		d.err = &DecodeError{Index: d.index, Offset: d.off, Err: err}
+		return false
+	}
+	ev.Sec, ev.Nsec, ev.Body = sec, nsec, body
+	d.off = next
+	d.index++
+	return true
+}
+
+// Err is the decoding error that stopped Next, or nil at a clean end. It is a
+// *DecodeError.
+func (d *Decoder) Err() error { return d.err }
+
+// Offset is the number of bytes of the chunk consumed by the events decoded so far.
+func (d *Decoder) Offset() int { return d.off }
+
+// decodeEvent decodes the event starting at b[i] and returns the offset after it.
+func decodeEvent(b []byte, i int) (sec int64, nsec uint32, body []byte, next int, err error) {
+	h, j, err := readHeader(b, i)
+	if err != nil {
+		return 0, 0, nil, 0, err
+	}
+	if h.kind != kindArray {
+		return 0, 0, nil, 0, fmt.Errorf("%w: event is a %v, want an array of 2", ErrBadEvent, h.kind)
+	}
+	if h.n != 2 {
+		return 0, 0, nil, 0, fmt.Errorf("%w: event is an array of %d, want 2", ErrBadEvent, h.n)
+	}
+	if h, j, err = readHeader(b, j); err != nil {
+		return 0, 0, nil, 0, err
+	}
+	if h.kind == kindArray { // [time, metadata]
+		if h.n == 0 {
+			return 0, 0, nil, 0, fmt.Errorf("%w: event header is an empty array", ErrBadEvent)
+		}
+		metadata := h.n - 1
+		if sec, nsec, j, err = readTime(b, j); err != nil {
+			return 0, 0, nil, 0, err
+		}
+		for ; metadata > 0; metadata-- {
+			if j, err = skip(b, j); err != nil {
+				return 0, 0, nil, 0, err
+			}
+		}
+	} else if sec, nsec, j, err = timeFromHeader(b, h, j); err != nil {
+		return 0, 0, nil, 0, err
+	}
+	start := j
+	if j, err = skip(b, j); err != nil {
+		return 0, 0, nil, 0, err
+	}
+	return sec, nsec, b[start:j:j], j, nil
+}
+
+// readTime reads the event time at b[i].
+func readTime(b []byte, i int) (sec int64, nsec uint32, next int, err error) {
+	h, j, err := readHeader(b, i)
+	if err != nil {
+		return 0, 0, j, err
+	}
+	return timeFromHeader(b, h, j)
+}
+
+// timeFromHeader decodes an event time whose header h has been read.
+func timeFromHeader(b []byte, h header, j int) (sec int64, nsec uint32, next int, err error) {
+	switch h.kind {
+	case kindExt:
+		if h.ext != 0 || h.n != 8 {
+			return 0, 0, j, fmt.Errorf("%w: time is ext %d of %d bytes, want ext 0 of 8 bytes", ErrBadEvent, h.ext, h.n)
+		}
+		sec = int64(binary.BigEndian.Uint32(b[j:]))
+		nsec = binary.BigEndian.Uint32(b[j+4:])
+		if nsec >= 1e9 { // not produced by Fluent Bit; carry rather than fail the chunk
+			sec += int64(nsec / 1e9)
+			nsec %= 1e9
+		}
+		return sec, nsec, j + 8, nil
+	case kindInt:
+		return int64(h.v), 0, j, nil
+	case kindUint:
+		if h.v > math.MaxInt64 {
+			return 0, 0, j, fmt.Errorf("%w: time %d out of range", ErrBadEvent, h.v)
+		}
+		return int64(h.v), 0, j, nil
+	case kindFloat32, kindFloat64:
+		f := math.Float64frombits(h.v)
+		if h.kind == kindFloat32 {
+			f = float64(math.Float32frombits(uint32(h.v)))
+		}
+		// -2^63 <= f < 2^63, false for NaN.
+		if !(f >= -(1<<63) && f < 1<<63) {
+			return 0, 0, j, fmt.Errorf("%w: time %v out of range", ErrBadEvent, f)
+		}
+		whole := math.Floor(f)
+		sec = int64(whole)
+		nsec = uint32(math.Round((f - whole) * 1e9))
+		if nsec >= 1e9 {
+			sec++
+			nsec -= 1e9
+		}
+		return sec, nsec, j, nil
+	}
+	return 0, 0, j, fmt.Errorf("%w: time is a %v, want ext 0, an integer or a float", ErrBadEvent, h.kind)
+}

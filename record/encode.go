@@ -1,0 +1,197 @@
+package record
+
+import (
+	"fmt"
+
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/timefmt"
+)
+
+// Encoder turns events into the bytes sent to Kinesis. It holds only its options,
+// so one Encoder is safe for concurrent use.
+//
+// The JSON of a record keeps the map's key order. Strings are escaped per RFC 8259
+// ('"', '\' and control characters; '/' and non-ASCII kept), each byte of invalid
+// UTF-8 becomes U+FFFD, bin is a string, integers are exact, floats are the shortest
+// text that parses back to the same float32 or float64 (as encoding/json writes
+// them: 1e+21, 1e-7, -0), NaN, infinities, nil and every ext (timestamps included)
+// are null. A map key that is not a str or bin is its JSON text in quotes (5 -> "5",
+// [1,"a"] -> "[1,\"a\"]"), except that an array or map key inside such a key is
+// ErrNestedKey.
+type Encoder struct {
+	timeKey     string             // compared with the record's keys
+	timeKeyJSON []byte             // `"<time_key>":`, escaped
+	timeFormat  *timefmt.Formatter // nil: no time_key
+	logKey      string
+	newline     bool
+}
+
+// NewEncoder returns an encoder for o.
+func NewEncoder(o Options) *Encoder {
+	e := &Encoder{logKey: o.LogKey, newline: o.AppendNewline}
+	if o.TimeKey != "" && o.TimeFormat != nil && o.LogKey == "" {
+		e.timeKey = o.TimeKey
+		e.timeFormat = o.TimeFormat
+		e.timeKeyJSON = append(appendString(nil, []byte(o.TimeKey)), ':')
+	}
+	return e
+}
+
+// Append appends ev's encoding to dst and returns the extended buffer. On error it
+// returns dst as it was given (same length), and the caller can count the record and
+// go on with the next event: every error concerns that record only. They are
+// ErrNotMap, ErrMissingLogKey, ErrTooDeep, ErrNestedKey, and, for a body that is not
+// valid msgpack (a Decoder never returns one), errors wrapping ErrTruncated or
+// ErrMalformed.
+func (e *Encoder) Append(dst []byte, ev *Event) ([]byte, error) {
+	start := len(dst)
+	var err error
+	if e.logKey != "" {
+		dst, err = e.appendLogKey(dst, ev.Body)
+	} else {
+		dst, err = e.appendRecord(dst, ev)
+	}
+	if err != nil {
+		return dst[:start], err
+	}
+	if e.newline {
+		dst = append(dst, '\n')
+	}
+	return dst, nil
+}
+
+// appendRecord appends the JSON object of the record map, with the time key last.
+func (e *Encoder) appendRecord(dst []byte, ev *Event) ([]byte, error) {
+	b := ev.Body
+	h, j, err := readHeader(b, 0)
+	if err != nil {
+		return dst, bodyError(j, err)
+	}
+	if h.kind != kindMap {
+		return dst, ErrNotMap
+	}
+	dst = append(dst, '{')
+	first := true
+	for k := 0; k < h.n; k++ {
+		kh, kj, err := readHeader(b, j)
+		if err != nil {
+			return dst, bodyError(kj, err)
+		}
+		if e.timeFormat != nil && isKey(b, kh, kj, e.timeKey) {
+			// Drop the record's own field: the formatted time replaces it.
+			if j, err = skip(b, kj+kh.n); err != nil {
+				return dst, bodyError(j, err)
+			}
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		if dst, j, err = appendKeyHeader(dst, b, kh, kj, 1, false); err != nil {
+			return dst, bodyError(j, err)
+		}
+		dst = append(dst, ':')
+		if dst, j, err = appendValue(dst, b, j, 1, false); err != nil {
+			return dst, bodyError(j, err)
+		}
+	}
+	if j != len(b) {
+		return dst, bodyError(j, fmt.Errorf("%w: %d bytes after the record", ErrMalformed, len(b)-j))
+	}
+	if e.timeFormat != nil {
+		if !first {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, e.timeKeyJSON...)
+		dst = e.appendTime(dst, ev)
+	}
+	return append(dst, '}'), nil
+}
+
+// appendTime appends the event's formatted time as a JSON string. A format made of
+// plain text needs no escaping; one with quotes or control characters gets it.
+func (e *Encoder) appendTime(dst []byte, ev *Event) []byte {
+	dst = append(dst, '"')
+	start := len(dst)
+	dst = e.timeFormat.Append(dst, ev.Sec, ev.Nsec)
+	if needsEscape(dst[start:]) {
+		text := append([]byte(nil), dst[start:]...)
+		dst = appendEscaped(dst[:start], text)
+	}
+	return append(dst, '"')
+}
+
+// appendLogKey appends the value of the top-level key e.logKey: a str or bin as is,
+// anything else as JSON. The first key of that name wins.
+func (e *Encoder) appendLogKey(dst, b []byte) ([]byte, error) {
+	h, j, err := readHeader(b, 0)
+	if err != nil {
+		return dst, bodyError(j, err)
+	}
+	if h.kind != kindMap {
+		return dst, ErrNotMap
+	}
+	for k := 0; k < h.n; k++ {
+		kh, kj, err := readHeader(b, j)
+		if err != nil {
+			return dst, bodyError(kj, err)
+		}
+		match := isKey(b, kh, kj, e.logKey)
+		if j, err = skipHeader(b, kh, kj); err != nil {
+			return dst, bodyError(j, err)
+		}
+		if !match {
+			if j, err = skip(b, j); err != nil {
+				return dst, bodyError(j, err)
+			}
+			continue
+		}
+		vh, vj, err := readHeader(b, j)
+		if err != nil {
+			return dst, bodyError(vj, err)
+		}
+		if vh.kind == kindStr || vh.kind == kindBin {
+			return append(dst, b[vj:vj+vh.n]...), nil
+		}
+		if dst, j, err = appendValueHeader(dst, b, vh, vj, 0, false); err != nil {
+			return dst, bodyError(j, err)
+		}
+		return dst, nil
+	}
+	return dst, ErrMissingLogKey
+}
+
+// isKey reports whether the map key with header h, read up to b[j], is the str or
+// bin name.
+func isKey(b []byte, h header, j int, name string) bool {
+	return (h.kind == kindStr || h.kind == kindBin) && string(b[j:j+h.n]) == name
+}
+
+// skipHeader returns the offset after a value whose header h has been read up to
+// b[j].
+func skipHeader(b []byte, h header, j int) (int, error) {
+	switch h.kind {
+	case kindStr, kindBin, kindExt:
+		return j + h.n, nil
+	case kindArray, kindMap:
+		n := h.n
+		if h.kind == kindMap {
+			n *= 2
+		}
+		var err error
+		for ; n > 0; n-- {
+			if j, err = skip(b, j); err != nil {
+				return j, err
+			}
+		}
+	}
+	return j, nil
+}
+
+// bodyError locates a malformed-body error.
+func bodyError(off int, err error) error {
+	if err == ErrTooDeep || err == ErrNestedKey {
+		return err
+	}
+	return fmt.Errorf("record: body offset %d: %w", off, err)
+}

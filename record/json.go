@@ -1,0 +1,238 @@
+package record
+
+import (
+	"encoding/binary"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// maxDepth bounds the nesting of arrays and maps the encoder follows, so a hostile
+// body cannot exhaust the stack. encoding/json refuses more than 10000 levels.
+const maxDepth = 1000
+
+// appendValue appends the JSON text of the msgpack value at b[i] and returns the
+// offset after the value. depth counts the arrays and maps around the value; inKey
+// is true inside a map key that is an array or map.
+func appendValue(dst, b []byte, i, depth int, inKey bool) ([]byte, int, error) {
+	h, j, err := readHeader(b, i)
+	if err != nil {
+		return dst, j, err
+	}
+	return appendValueHeader(dst, b, h, j, depth, inKey)
+}
+
+// appendValueHeader is appendValue for a value whose header h has been read; j is
+// the offset after the header.
+func appendValueHeader(dst, b []byte, h header, j, depth int, inKey bool) ([]byte, int, error) {
+	var err error
+	switch h.kind {
+	case kindNil:
+		dst = append(dst, "null"...)
+	case kindBool:
+		if h.v != 0 {
+			dst = append(dst, "true"...)
+		} else {
+			dst = append(dst, "false"...)
+		}
+	case kindInt:
+		dst = strconv.AppendInt(dst, int64(h.v), 10)
+	case kindUint:
+		dst = strconv.AppendUint(dst, h.v, 10)
+	case kindFloat32:
+		dst = appendFloat(dst, float64(math.Float32frombits(uint32(h.v))), 32)
+	case kindFloat64:
+		dst = appendFloat(dst, math.Float64frombits(h.v), 64)
+	case kindStr, kindBin:
+		dst = appendString(dst, b[j:j+h.n])
+		j += h.n
+	case kindExt:
+		// Timestamps (ext 0) and every other extension: JSON has no equivalent.
+		dst = append(dst, "null"...)
+		j += h.n
+	case kindArray:
+		if depth >= maxDepth {
+			return dst, j, ErrTooDeep
+		}
+		dst = append(dst, '[')
+		for k := 0; k < h.n; k++ {
+			if k > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, j, err = appendValue(dst, b, j, depth+1, inKey); err != nil {
+				return dst, j, err
+			}
+		}
+		dst = append(dst, ']')
+	case kindMap:
+		if depth >= maxDepth {
+			return dst, j, ErrTooDeep
+		}
+		dst = append(dst, '{')
+		for k := 0; k < h.n; k++ {
+			if k > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, j, err = appendKey(dst, b, j, depth+1, inKey); err != nil {
+				return dst, j, err
+			}
+			dst = append(dst, ':')
+			if dst, j, err = appendValue(dst, b, j, depth+1, inKey); err != nil {
+				return dst, j, err
+			}
+		}
+		dst = append(dst, '}')
+	}
+	return dst, j, nil
+}
+
+// appendKey appends the map key at b[i] as a JSON string.
+func appendKey(dst, b []byte, i, depth int, inKey bool) ([]byte, int, error) {
+	h, j, err := readHeader(b, i)
+	if err != nil {
+		return dst, j, err
+	}
+	return appendKeyHeader(dst, b, h, j, depth, inKey)
+}
+
+// appendKeyHeader is appendKey for a key whose header h has been read. A key that is
+// not a str or bin becomes its JSON text in quotes: 5 -> "5", nil -> "null",
+// [1,"a"] -> "[1,\"a\"]".
+func appendKeyHeader(dst, b []byte, h header, j, depth int, inKey bool) ([]byte, int, error) {
+	switch h.kind {
+	case kindStr, kindBin:
+		return appendString(dst, b[j:j+h.n]), j + h.n, nil
+	case kindArray, kindMap:
+		// Each level of such keys in keys would escape the escapes of the level
+		// inside it, doubling the backslashes: 40 bytes of msgpack could make
+		// gigabytes of JSON. One level is enough for any real data.
+		if inKey {
+			return dst, j, ErrNestedKey
+		}
+		// The JSON text of a container holds quotes that must be escaped. Such keys
+		// do not occur in real logs, so a scratch buffer is fine here.
+		scratch, j, err := appendValueHeader(nil, b, h, j, depth, true)
+		if err != nil {
+			return dst, j, err
+		}
+		return appendString(dst, scratch), j, nil
+	}
+	// Numbers, bools, nil and ext: their JSON text needs no escaping.
+	dst = append(dst, '"')
+	dst, j, err := appendValueHeader(dst, b, h, j, depth, inKey)
+	return append(dst, '"'), j, err
+}
+
+// appendFloat appends f as encoding/json does: the shortest text that parses back to
+// the same float of that bit size, in exponent form below 1e-6 and from 1e21 on.
+// JSON has no NaN or infinities: they become null.
+func appendFloat(dst []byte, f float64, bits int) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) ||
+			bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, bits)
+	if format == 'e' {
+		// Shorten e-09 to e-9, as encoding/json does.
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
+}
+
+// appendString appends s as a quoted JSON string.
+func appendString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// noEscape[c] is true for the ASCII bytes that appear unchanged inside a JSON string.
+var noEscape = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const hexDigits = "0123456789abcdef"
+
+// appendEscaped appends s escaped per RFC 8259: '"', '\' and control characters are
+// escaped, '/' and valid non-ASCII are kept, and each byte that is not part of valid
+// UTF-8 becomes U+FFFD (as encoding/json does).
+func appendEscaped(dst, s []byte) []byte {
+	start := 0 // s[start:i] is pending, to be copied as is
+	for i := 0; i < len(s); {
+		// Step over 8 plain ASCII bytes at a time: most log text is.
+		if len(s)-i >= 8 && plainASCII(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if noEscape[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\uFFFD"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}
+
+// plainASCII reports whether the 8 bytes of x are all ASCII that needs no escaping:
+// none is below 0x20, '"', '\' or 0x80 and up. A subtraction below borrows only when
+// one of those bytes is present, so the test is exact.
+func plainASCII(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	return (x|(x-ones*0x20)|((x^ones*'"')-ones)|((x^ones*'\\')-ones))&highs == 0
+}
+
+// needsEscape reports whether appendEscaped would change s.
+func needsEscape(s []byte) bool {
+	ascii := true
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			ascii = false
+		} else if !noEscape[c] {
+			return true
+		}
+	}
+	return !ascii && !utf8.Valid(s)
+}
