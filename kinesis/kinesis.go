@@ -1,17 +1,67 @@
-// Package kinesis is the AWS client.
-// STUB: replaced by the real implementation.
+// Package kinesis is the AWS side of the plugin: it owns the Kinesis Data Streams client (AWS SDK v2
+// PutRecords), credentials (default chain, profile, AssumeRole through STS), custom endpoints, the
+// retry policy of one request, error classification, the PutRecords limits and random partition keys.
+//
+// It does not know about Fluent Bit, chunks or records: it sends the entries it is given, in one
+// request, and reports per entry what Kinesis answered. Batching, resending failed entries and
+// backoff belong to package batcher.
 package kinesis
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
-// PutRecords limits, from the Kinesis Data Streams API reference.
+// PutRecords limits, from the Kinesis Data Streams API reference
+// (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html).
 const (
+	// MaxRecordsPerRequest: "Each PutRecords request can support up to 500 records."
 	MaxRecordsPerRequest = 500
-	MaxRequestBytes      = 10 << 20
-	MaxPartitionKeyLen   = 256
+	// MaxRequestBytes: "... up to a limit of 10 MiB for the entire request, including partition keys."
+	MaxRequestBytes = 10 << 20
+	// MaxPartitionKeyLen: "Partition keys are Unicode strings with a maximum length limit of 256
+	// characters for each key."
+	MaxPartitionKeyLen = 256
+	// DefaultMaxRecordSize is a stream's default maximum record size (data blob plus partition key),
+	// 1 MiB; a stream may be configured for up to 10 MiB (UpdateMaxRecordSize).
+	DefaultMaxRecordSize = 1 << 20
+)
+
+// DefaultHTTPTimeout is the timeout of one HTTP request when Options.HTTPTimeout is not set.
+const DefaultHTTPTimeout = 60 * time.Second
+
+// Error codes Kinesis gives to one entry of a PutRecords response (PutRecordsResultEntry.ErrorCode).
+const (
+	// CodeThroughputExceeded: the shard's write throughput was exceeded.
+	CodeThroughputExceeded = "ProvisionedThroughputExceededException"
+	// CodeInternalFailure: Kinesis failed to process the entry.
+	CodeInternalFailure = "InternalFailure"
+)
+
+var (
+	// ErrRequestTooLarge: PutRecords was called with more entries or bytes than one request may
+	// carry (MaxRecordsPerRequest, MaxRequestBytes). Nothing was sent. It is a caller bug.
+	ErrRequestTooLarge = errors.New("kinesis: request exceeds the PutRecords limits")
+	// ErrMalformedResponse: Kinesis answered with a number of results that does not match the
+	// number of entries sent, so they cannot be matched by index. Which entries were accepted is
+	// unknown; the caller should treat them all as not delivered.
+	ErrMalformedResponse = errors.New("kinesis: malformed PutRecords response")
 )
 
 // Entry is one Kinesis record to put.
@@ -25,6 +75,7 @@ func (e Entry) Size() int { return len(e.Data) + len(e.PartitionKey) }
 
 // PutResult is Kinesis's answer to one PutRecords request.
 type PutResult struct {
+	// FailedCount is the number of entries that were not accepted: the non-empty ErrorCodes.
 	FailedCount int
 	// ErrorCodes has one element per entry sent, in order; "" means accepted.
 	ErrorCodes []string
@@ -34,34 +85,238 @@ type PutResult struct {
 type Options struct {
 	Region      string
 	Stream      string // a name, or an ARN (sent as StreamARN)
-	Endpoint    string
-	STSEndpoint string
+	Endpoint    string // a URL; "" means the AWS endpoint of Region
+	STSEndpoint string // a URL; "" means the AWS STS endpoint of Region
 	RoleARN     string
 	ExternalID  string
 	Profile     string
-	AutoRetry   bool
+	// AutoRetry re-sends a request once, at once, when it failed with a network error.
+	AutoRetry bool
+	// HTTPTimeout bounds one HTTP request; 0 means DefaultHTTPTimeout.
 	HTTPTimeout time.Duration
 }
 
-// Client sends records to one stream.
-type Client struct{}
-
-// New builds a client.
-func New(ctx context.Context, o Options) (*Client, error) { return &Client{}, nil }
-
-// PutRecords sends entries in one request.
-func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, error) {
-	return PutResult{}, nil
+// API is the part of the SDK client that Client uses.
+type API interface {
+	PutRecords(ctx context.Context, in *kinesissdk.PutRecordsInput, optFns ...func(*kinesissdk.Options)) (*kinesissdk.PutRecordsOutput, error)
 }
 
-// Close releases idle connections.
-func (c *Client) Close() {}
+var _ API = (*kinesissdk.Client)(nil)
 
-// KeyGen generates random partition keys; one per goroutine.
-type KeyGen struct{}
+// idleCloser is the part of *http.Transport that Close uses.
+type idleCloser interface{ CloseIdleConnections() }
 
-// NewKeyGen returns a generator seeded with seed.
-func NewKeyGen(seed uint64) *KeyGen { return &KeyGen{} }
+// plainBodyTransport hides every method of a request body but Read and Close. smithy-go's request
+// body implements io.WriterTo, and its WriteTo returns io.EOF once the SDK has closed the body,
+// which the SDK does as soon as the response has arrived. net/http reads the body once more after
+// Content-Length bytes (to detect extra data) with io.Copy, which trusts WriteTo: when the response
+// wins that race (a fast or local endpoint), the write "fails" and the connection is closed instead
+// of being reused. Through Read, the closed body reports a clean EOF.
+type plainBodyTransport struct{ base http.RoundTripper }
 
-// Next returns a new random partition key.
-func (g *KeyGen) Next() string { return "0" }
+func (t plainBodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return t.base.RoundTrip(r)
+	}
+	r2 := *r // RoundTrip must not modify the caller's request
+	r2.Body = plainBody{r.Body}
+	return t.base.RoundTrip(&r2)
+}
+
+type plainBody struct{ rc io.ReadCloser }
+
+func (b plainBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
+func (b plainBody) Close() error               { return b.rc.Close() }
+
+// noRedirect returns a redirect's response as it is: Kinesis and STS do not redirect, and a POST
+// must not be re-sent elsewhere (or turned into a GET).
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Client sends records to one stream. It is safe for concurrent use.
+type Client struct {
+	api        API
+	streamName *string
+	streamARN  *string
+	http       idleCloser // nil when the HTTP client cannot close idle connections
+	bufs       sync.Pool  // *requestBuf
+}
+
+// requestBuf holds the SDK's view of one request, reused across requests to avoid allocating the
+// entries and one partition key pointer per record.
+type requestBuf struct {
+	records []types.PutRecordsRequestEntry
+	keys    []string
+}
+
+// New builds a client. It does not contact AWS: credentials are resolved at the first request.
+func New(ctx context.Context, o Options) (*Client, error) {
+	return newClient(ctx, o)
+}
+
+// newClient is New with extra SDK options, for tests (e.g. an HTTP client that records requests).
+func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options)) (*Client, error) {
+	if o.Region == "" {
+		return nil, errors.New(`kinesis: "region" is required`)
+	}
+	if o.Stream == "" {
+		return nil, errors.New(`kinesis: "stream" is required`)
+	}
+	timeout := o.HTTPTimeout
+	if timeout <= 0 {
+		timeout = DefaultHTTPTimeout
+	}
+
+	// The buildable client lets LoadDefaultConfig apply AWS_CA_BUNDLE and keeps the proxy
+	// environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) of the default transport.
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithRegion(o.Region),
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),
+	}
+	if o.Profile != "" {
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(o.Profile))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("kinesis: load aws config: %w", err)
+	}
+
+	// Build the one *http.Client shared by STS and Kinesis from the transport the SDK configured
+	// (custom CA bundle, proxy, TLS and dial settings), so that Close can release its connections:
+	// a BuildableClient clones its transport at every change, and the client it builds wraps the
+	// transport in a type that hides CloseIdleConnections.
+	c := &Client{}
+	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		tr := b.GetTransport()
+		cfg.HTTPClient = &http.Client{Transport: plainBodyTransport{tr}, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
+		c.http = tr
+	}
+
+	if o.RoleARN != "" {
+		stsClient := sts.NewFromConfig(cfg, func(so *sts.Options) {
+			if o.STSEndpoint != "" {
+				so.BaseEndpoint = aws.String(o.STSEndpoint)
+			}
+		})
+		provider := stscreds.NewAssumeRoleProvider(stsClient, o.RoleARN, func(ao *stscreds.AssumeRoleOptions) {
+			if o.ExternalID != "" {
+				ao.ExternalID = aws.String(o.ExternalID)
+			}
+		})
+		cfg.Credentials = aws.NewCredentialsCache(provider)
+	}
+
+	optFns := append([]func(*kinesissdk.Options){func(ko *kinesissdk.Options) {
+		if o.Endpoint != "" {
+			ko.BaseEndpoint = aws.String(o.Endpoint)
+		}
+		ko.Retryer = NewRetryer(o.AutoRetry)
+		// AWS_MAX_ATTEMPTS or max_attempts in a profile would wrap the retryer and re-enable
+		// hidden retries: the batcher owns retries.
+		ko.RetryMaxAttempts = 0
+	}}, extra...)
+	c.api = kinesissdk.NewFromConfig(cfg, optFns...)
+
+	if strings.HasPrefix(o.Stream, "arn:") {
+		c.streamARN = aws.String(o.Stream)
+	} else {
+		c.streamName = aws.String(o.Stream)
+	}
+	return c, nil
+}
+
+// NewRetryer returns the retry policy of one PutRecords request: with autoRetry, exactly one
+// immediate re-send (no delay, no retry quota) when the request failed with a network error, and
+// nothing else; without it, no retry at all. Throttling, 5xx and every other API error are returned
+// at once: the batcher resends only the entries that failed, with its own backoff.
+func NewRetryer(autoRetry bool) aws.Retryer {
+	if !autoRetry {
+		return aws.NopRetryer{}
+	}
+	return retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = 2
+		so.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		so.Retryables = []retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			return aws.BoolTernary(IsNetworkError(err))
+		})}
+		so.RateLimiter = ratelimit.None
+	})
+}
+
+// PutRecords sends entries in one request and reports, by index, which ones Kinesis accepted.
+// It returns an error, and sends nothing, when entries break a request limit.
+func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, error) {
+	if len(entries) == 0 {
+		return PutResult{}, nil
+	}
+	if len(entries) > MaxRecordsPerRequest {
+		return PutResult{}, fmt.Errorf("kinesis: put records: %d records: %w", len(entries), ErrRequestTooLarge)
+	}
+	size := 0
+	for i := range entries {
+		size += entries[i].Size()
+	}
+	if size > MaxRequestBytes {
+		return PutResult{}, fmt.Errorf("kinesis: put records: %d bytes: %w", size, ErrRequestTooLarge)
+	}
+
+	buf, _ := c.bufs.Get().(*requestBuf)
+	if buf == nil {
+		buf = &requestBuf{}
+	}
+	defer c.putBuf(buf)
+	n := len(entries)
+	buf.records = grow(buf.records, n)
+	buf.keys = grow(buf.keys, n)
+	for i := range entries {
+		buf.keys[i] = entries[i].PartitionKey
+		data := entries[i].Data
+		if data == nil {
+			data = []byte{} // the SDK rejects a nil blob; an empty one is Kinesis's to judge
+		}
+		buf.records[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: &buf.keys[i]}
+	}
+
+	out, err := c.api.PutRecords(ctx, &kinesissdk.PutRecordsInput{
+		Records:    buf.records,
+		StreamName: c.streamName,
+		StreamARN:  c.streamARN,
+	})
+	if err != nil {
+		return PutResult{}, fmt.Errorf("kinesis: put records: %w", err)
+	}
+	if len(out.Records) != n {
+		return PutResult{}, fmt.Errorf("kinesis: put records: %d results for %d records: %w",
+			len(out.Records), n, ErrMalformedResponse)
+	}
+	res := PutResult{ErrorCodes: make([]string, n)}
+	for i := range out.Records {
+		if code := out.Records[i].ErrorCode; code != nil && *code != "" {
+			res.ErrorCodes[i] = *code
+			res.FailedCount++
+		}
+	}
+	return res, nil
+}
+
+func (c *Client) putBuf(buf *requestBuf) {
+	// Drop references to the caller's data before the buffer waits in the pool.
+	clear(buf.records)
+	clear(buf.keys)
+	c.bufs.Put(buf)
+}
+
+// grow returns s with length n, reusing its array when it is large enough.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// Close releases the idle connections of the HTTP client. Requests in flight are not interrupted;
+// the client stays usable (a later request opens a new connection).
+func (c *Client) Close() {
+	if c != nil && c.http != nil {
+		c.http.CloseIdleConnections()
+	}
+}

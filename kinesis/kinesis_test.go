@@ -1,0 +1,783 @@
+package kinesis
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+const (
+	fakeKeyID  = "AKIAFAKEENVIRONMENT1"
+	fakeSecret = "fake-secret-key"
+)
+
+// isolateEnv makes the AWS SDK see only fake static credentials from the environment and no
+// shared files, endpoints, retry settings or CA bundle of the host.
+func isolateEnv(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, k := range []string{
+		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN",
+		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_STS",
+		"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_DEFAULTS_MODE", "AWS_CA_BUNDLE",
+		"AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_REGION", "AWS_DEFAULT_REGION",
+	} {
+		t.Setenv(k, "") // restores the old value at the end of the test
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", fakeKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", fakeSecret)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// putRequest is one PutRecords request as the fake server decoded it.
+type putRequest struct {
+	Target      string
+	ContentType string
+	Auth        string
+	Token       string
+	StreamName  *string
+	StreamARN   *string
+	Records     []Entry
+}
+
+// fakeKinesis is an httptest server speaking Kinesis JSON 1.1 for PutRecords. respond, when set,
+// answers the n-th request (from 0); it may return status 0 to let the default answer through
+// (every record accepted), or hijack the connection and return -1.
+type fakeKinesis struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests []putRequest
+	calls    atomic.Int32
+	respond  func(n int, req putRequest, w http.ResponseWriter) (status int)
+}
+
+func newFakeKinesis(t *testing.T, respond func(n int, req putRequest, w http.ResponseWriter) int) *fakeKinesis {
+	t.Helper()
+	f := &fakeKinesis{respond: respond}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeKinesis) serve(w http.ResponseWriter, r *http.Request) {
+	n := int(f.calls.Add(1) - 1)
+	req, err := decodePut(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.requests = append(f.requests, req)
+	f.mu.Unlock()
+	if f.respond != nil {
+		if status := f.respond(n, req, w); status != 0 {
+			return
+		}
+	}
+	writeResult(w, make([]string, len(req.Records)))
+}
+
+func (f *fakeKinesis) recorded() []putRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]putRequest(nil), f.requests...)
+}
+
+func decodePut(r *http.Request) (putRequest, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return putRequest{}, err
+	}
+	var in struct {
+		StreamName *string
+		StreamARN  *string
+		Records    []struct {
+			Data         string
+			PartitionKey string
+		}
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return putRequest{}, fmt.Errorf("decode body %q: %w", body, err)
+	}
+	req := putRequest{
+		Target:      r.Header.Get("X-Amz-Target"),
+		ContentType: r.Header.Get("Content-Type"),
+		Auth:        r.Header.Get("Authorization"),
+		Token:       r.Header.Get("X-Amz-Security-Token"),
+		StreamName:  in.StreamName,
+		StreamARN:   in.StreamARN,
+	}
+	for _, rec := range in.Records {
+		data, err := base64.StdEncoding.DecodeString(rec.Data)
+		if err != nil {
+			return putRequest{}, fmt.Errorf("decode data %q: %w", rec.Data, err)
+		}
+		req.Records = append(req.Records, Entry{Data: data, PartitionKey: rec.PartitionKey})
+	}
+	return req, nil
+}
+
+// writeResult answers PutRecords with one result per code ("" = accepted).
+func writeResult(w http.ResponseWriter, codes []string) {
+	type result struct {
+		SequenceNumber string `json:",omitempty"`
+		ShardId        string `json:",omitempty"`
+		ErrorCode      string `json:",omitempty"`
+		ErrorMessage   string `json:",omitempty"`
+	}
+	out := struct {
+		FailedRecordCount int
+		Records           []result
+	}{Records: []result{}}
+	for i, code := range codes {
+		if code != "" {
+			out.FailedRecordCount++
+			out.Records = append(out.Records, result{ErrorCode: code, ErrorMessage: "failed " + code})
+			continue
+		}
+		out.Records = append(out.Records, result{SequenceNumber: fmt.Sprint(1000 + i), ShardId: "shardId-000000000000"})
+	}
+	body, _ := json.Marshal(out) // no trailing newline: the SDK stops reading at the JSON's end
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_, _ = w.Write(body)
+}
+
+// writeError answers with a Kinesis JSON 1.1 error.
+func writeError(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"__type":%q,"message":"fake %s"}`, code, code)
+}
+
+func newTestClient(t *testing.T, o Options) *Client {
+	t.Helper()
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	if o.Stream == "" {
+		o.Stream = "test-stream"
+	}
+	if o.HTTPTimeout == 0 {
+		o.HTTPTimeout = 10 * time.Second
+	}
+	c, err := New(context.Background(), o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func allBytes() []byte {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+func TestPutRecordsSendsExactBytes(t *testing.T) {
+	isolateEnv(t)
+	srv := newFakeKinesis(t, nil)
+	c := newTestClient(t, Options{Endpoint: srv.URL, Stream: "my-stream"})
+
+	entries := []Entry{
+		{Data: []byte("{\"a\":\"b\"}\n"), PartitionKey: "key-1"},
+		{Data: allBytes(), PartitionKey: "ключ"},
+		{Data: []byte("x"), PartitionKey: strings.Repeat("k", MaxPartitionKeyLen)},
+	}
+	res, err := c.PutRecords(context.Background(), entries)
+	if err != nil {
+		t.Fatalf("PutRecords: %v", err)
+	}
+	if res.FailedCount != 0 || len(res.ErrorCodes) != len(entries) {
+		t.Fatalf("result = %+v, want %d accepted", res, len(entries))
+	}
+	for i, code := range res.ErrorCodes {
+		if code != "" {
+			t.Errorf("ErrorCodes[%d] = %q, want accepted", i, code)
+		}
+	}
+	reqs := srv.recorded()
+	if len(reqs) != 1 {
+		t.Fatalf("server got %d requests, want 1", len(reqs))
+	}
+	req := reqs[0]
+	if req.Target != "Kinesis_20131202.PutRecords" {
+		t.Errorf("X-Amz-Target = %q", req.Target)
+	}
+	if req.ContentType != "application/x-amz-json-1.1" {
+		t.Errorf("Content-Type = %q", req.ContentType)
+	}
+	if req.StreamName == nil || *req.StreamName != "my-stream" || req.StreamARN != nil {
+		t.Errorf("StreamName = %v, StreamARN = %v, want name my-stream", req.StreamName, req.StreamARN)
+	}
+	if !strings.Contains(req.Auth, "Credential="+fakeKeyID+"/") {
+		t.Errorf("Authorization = %q, want the environment's key id", req.Auth)
+	}
+	if len(req.Records) != len(entries) {
+		t.Fatalf("server got %d records, want %d", len(req.Records), len(entries))
+	}
+	for i, got := range req.Records {
+		if !bytes.Equal(got.Data, entries[i].Data) {
+			t.Errorf("record %d data = %q, want %q", i, got.Data, entries[i].Data)
+		}
+		if got.PartitionKey != entries[i].PartitionKey {
+			t.Errorf("record %d key = %q, want %q", i, got.PartitionKey, entries[i].PartitionKey)
+		}
+	}
+}
+
+func TestPutRecordsStream(t *testing.T) {
+	const arn = "arn:aws:kinesis:us-east-1:123456789012:stream/my-stream"
+	tests := []struct {
+		name     string
+		stream   string
+		wantName string
+		wantARN  string
+	}{
+		{name: "name", stream: "my-stream", wantName: "my-stream"},
+		{name: "arn", stream: arn, wantARN: arn},
+		{name: "name containing arn", stream: "my-arn:stream", wantName: "my-arn:stream"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolateEnv(t)
+			srv := newFakeKinesis(t, nil)
+			c := newTestClient(t, Options{Endpoint: srv.URL, Stream: tt.stream})
+			if _, err := c.PutRecords(context.Background(), []Entry{{Data: []byte("d"), PartitionKey: "k"}}); err != nil {
+				t.Fatalf("PutRecords: %v", err)
+			}
+			req := srv.recorded()[0]
+			if got := aws.ToString(req.StreamName); got != tt.wantName {
+				t.Errorf("StreamName = %q, want %q", got, tt.wantName)
+			}
+			if got := aws.ToString(req.StreamARN); got != tt.wantARN {
+				t.Errorf("StreamARN = %q, want %q", got, tt.wantARN)
+			}
+		})
+	}
+}
+
+func TestPutRecordsPartialFailure(t *testing.T) {
+	isolateEnv(t)
+	codes := []string{"", CodeThroughputExceeded, "", CodeInternalFailure, ""}
+	srv := newFakeKinesis(t, func(_ int, _ putRequest, w http.ResponseWriter) int {
+		writeResult(w, codes)
+		return http.StatusOK
+	})
+	c := newTestClient(t, Options{Endpoint: srv.URL})
+	entries := make([]Entry, len(codes))
+	for i := range entries {
+		entries[i] = Entry{Data: []byte{byte('a' + i)}, PartitionKey: "k"}
+	}
+	res, err := c.PutRecords(context.Background(), entries)
+	if err != nil {
+		t.Fatalf("PutRecords: %v", err)
+	}
+	if res.FailedCount != 2 {
+		t.Errorf("FailedCount = %d, want 2", res.FailedCount)
+	}
+	if fmt.Sprint(res.ErrorCodes) != fmt.Sprint(codes) {
+		t.Errorf("ErrorCodes = %q, want %q", res.ErrorCodes, codes)
+	}
+}
+
+func TestPutRecordsMalformedResponse(t *testing.T) {
+	isolateEnv(t)
+	srv := newFakeKinesis(t, func(_ int, _ putRequest, w http.ResponseWriter) int {
+		writeResult(w, []string{""}) // one result for two records
+		return http.StatusOK
+	})
+	c := newTestClient(t, Options{Endpoint: srv.URL})
+	_, err := c.PutRecords(context.Background(), []Entry{{Data: []byte("a"), PartitionKey: "k"}, {Data: []byte("b"), PartitionKey: "k"}})
+	if !errors.Is(err, ErrMalformedResponse) {
+		t.Fatalf("err = %v, want ErrMalformedResponse", err)
+	}
+}
+
+func TestPutRecordsLimits(t *testing.T) {
+	isolateEnv(t)
+	srv := newFakeKinesis(t, nil)
+	c := newTestClient(t, Options{Endpoint: srv.URL})
+	ctx := context.Background()
+
+	if res, err := c.PutRecords(ctx, nil); err != nil || res.FailedCount != 0 || len(res.ErrorCodes) != 0 {
+		t.Errorf("PutRecords(nil) = %+v, %v; want an empty result", res, err)
+	}
+	tooMany := make([]Entry, MaxRecordsPerRequest+1)
+	for i := range tooMany {
+		tooMany[i] = Entry{Data: []byte("d"), PartitionKey: "k"}
+	}
+	if _, err := c.PutRecords(ctx, tooMany); !errors.Is(err, ErrRequestTooLarge) {
+		t.Errorf("501 records: err = %v, want ErrRequestTooLarge", err)
+	}
+	big := []Entry{
+		{Data: make([]byte, MaxRequestBytes/2), PartitionKey: "k"},
+		{Data: make([]byte, MaxRequestBytes/2-1), PartitionKey: "k"},
+	}
+	if _, err := c.PutRecords(ctx, big); !errors.Is(err, ErrRequestTooLarge) {
+		t.Errorf("10 MiB + 1 byte: err = %v, want ErrRequestTooLarge", err)
+	}
+	if n := srv.calls.Load(); n != 0 {
+		t.Errorf("server got %d requests, want none", n)
+	}
+
+	// Exactly at both limits, and an empty blob, go through.
+	exact := make([]Entry, MaxRecordsPerRequest)
+	per := MaxRequestBytes / MaxRecordsPerRequest
+	for i := range exact {
+		exact[i] = Entry{Data: bytes.Repeat([]byte{'x'}, per-1), PartitionKey: "k"}
+	}
+	exact[0].Data = append(exact[0].Data, bytes.Repeat([]byte{'y'}, MaxRequestBytes-per*MaxRecordsPerRequest)...)
+	exact[1].Data = nil
+	exact[1].PartitionKey = strings.Repeat("k", per)
+	res, err := c.PutRecords(ctx, exact)
+	if err != nil || res.FailedCount != 0 {
+		t.Fatalf("500 records, 10 MiB: %+v, %v", res, err)
+	}
+	got := srv.recorded()[0].Records
+	size := 0
+	for _, e := range got {
+		size += e.Size()
+	}
+	if len(got) != MaxRecordsPerRequest || size != MaxRequestBytes {
+		t.Errorf("server got %d records of %d bytes, want %d of %d", len(got), size, MaxRecordsPerRequest, MaxRequestBytes)
+	}
+	if len(got[1].Data) != 0 {
+		t.Errorf("empty record arrived as %q", got[1].Data)
+	}
+}
+
+// TestRetries counts the requests that reach the server: the SDK re-sends only after a network
+// error, once, and only with AutoRetry. AWS_MAX_ATTEMPTS and AWS_RETRY_MODE must not change it.
+func TestRetries(t *testing.T) {
+	hangUp := func(n int, _ putRequest, w http.ResponseWriter) int {
+		if n > 0 {
+			return 0
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return -1
+	}
+	alwaysHangUp := func(_ int, _ putRequest, w http.ResponseWriter) int {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return -1
+	}
+	status := func(code int, errCode string) func(int, putRequest, http.ResponseWriter) int {
+		return func(_ int, _ putRequest, w http.ResponseWriter) int {
+			writeError(w, code, errCode)
+			return code
+		}
+	}
+	slowFirst := func(n int, _ putRequest, _ http.ResponseWriter) int {
+		if n == 0 {
+			time.Sleep(time.Second) // > HTTPTimeout below; the handler's own wait is bounded
+		}
+		return 0
+	}
+	tests := []struct {
+		name         string
+		autoRetry    bool
+		respond      func(int, putRequest, http.ResponseWriter) int
+		wantRequests int32
+		wantOK       bool
+		wantNetwork  bool // the final error is a network error
+	}{
+		{name: "hang up, auto retry", autoRetry: true, respond: hangUp, wantRequests: 2, wantOK: true},
+		{name: "hang up, no auto retry", autoRetry: false, respond: hangUp, wantRequests: 1, wantNetwork: true},
+		{name: "hang up twice, auto retry", autoRetry: true, respond: alwaysHangUp, wantRequests: 2, wantNetwork: true},
+		{name: "timeout, auto retry", autoRetry: true, respond: slowFirst, wantRequests: 2, wantOK: true},
+		{name: "timeout, no auto retry", autoRetry: false, respond: slowFirst, wantRequests: 1, wantNetwork: true},
+		{name: "500, auto retry", autoRetry: true, respond: status(500, "InternalFailure"), wantRequests: 1},
+		{name: "503, auto retry", autoRetry: true, respond: status(503, "ServiceUnavailable"), wantRequests: 1},
+		{name: "throttled, auto retry", autoRetry: true, respond: status(400, CodeThroughputExceeded), wantRequests: 1},
+		{name: "KMS throttled, auto retry", autoRetry: true, respond: status(400, "KMSThrottlingException"), wantRequests: 1},
+		{name: "throttled, no auto retry", autoRetry: false, respond: status(400, CodeThroughputExceeded), wantRequests: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolateEnv(t)
+			t.Setenv("AWS_MAX_ATTEMPTS", "5")
+			t.Setenv("AWS_RETRY_MODE", "standard")
+			srv := newFakeKinesis(t, tt.respond)
+			c := newTestClient(t, Options{Endpoint: srv.URL, AutoRetry: tt.autoRetry, HTTPTimeout: 300 * time.Millisecond})
+			start := time.Now()
+			_, err := c.PutRecords(context.Background(), []Entry{{Data: []byte("d"), PartitionKey: "k"}})
+			elapsed := time.Since(start)
+			if got := srv.calls.Load(); got != tt.wantRequests {
+				t.Errorf("server got %d requests, want %d (err %v)", got, tt.wantRequests, err)
+			}
+			if tt.wantOK != (err == nil) {
+				t.Fatalf("err = %v, want ok %v", err, tt.wantOK)
+			}
+			if err != nil {
+				if !strings.HasPrefix(err.Error(), "kinesis: put records: ") {
+					t.Errorf("err = %q, want the kinesis: put records: prefix", err)
+				}
+				if got := IsNetworkError(err); got != tt.wantNetwork {
+					t.Errorf("IsNetworkError(%v) = %v, want %v", err, got, tt.wantNetwork)
+				}
+				if !IsRetryable(err) {
+					t.Errorf("IsRetryable(%v) = false, want true", err)
+				}
+			}
+			// No backoff: at most the timeouts of the attempts, plus scheduling slack.
+			if limit := time.Duration(tt.wantRequests)*300*time.Millisecond + 500*time.Millisecond; elapsed > limit {
+				t.Errorf("PutRecords took %v, want under %v (no retry delay)", elapsed, limit)
+			}
+		})
+	}
+}
+
+func TestRetryerPolicy(t *testing.T) {
+	r := NewRetryer(true)
+	if r.MaxAttempts() != 2 {
+		t.Errorf("MaxAttempts = %d, want 2", r.MaxAttempts())
+	}
+	netErr := &net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")}
+	if !r.IsErrorRetryable(netErr) {
+		t.Errorf("network error not retryable")
+	}
+	for _, err := range []error{
+		&types.ProvisionedThroughputExceededException{},
+		&types.InternalFailureException{},
+		&types.ValidationException{},
+		context.Canceled,
+	} {
+		if r.IsErrorRetryable(err) {
+			t.Errorf("%T retried by the SDK", err)
+		}
+	}
+	for attempt := 1; attempt <= 3; attempt++ {
+		if d, err := r.RetryDelay(attempt, netErr); d != 0 || err != nil {
+			t.Errorf("RetryDelay(%d) = %v, %v; want 0", attempt, d, err)
+		}
+	}
+	if n := NewRetryer(false).MaxAttempts(); n != 1 {
+		t.Errorf("without auto retry: MaxAttempts = %d, want 1", n)
+	}
+}
+
+// recordingHTTP answers every request with an accepted PutRecords result and remembers the URLs,
+// so that endpoint resolution can be tested without any network.
+type recordingHTTP struct {
+	mu   sync.Mutex
+	urls []*url.URL
+}
+
+func (h *recordingHTTP) Do(r *http.Request) (*http.Response, error) {
+	h.mu.Lock()
+	h.urls = append(h.urls, r.URL)
+	h.mu.Unlock()
+	rec := httptest.NewRecorder()
+	writeResult(rec, []string{""})
+	return rec.Result(), nil
+}
+
+func TestEndpointResolution(t *testing.T) {
+	tests := []struct {
+		name     string
+		stream   string
+		endpoint string
+		wantURL  string
+	}{
+		{name: "aws, name", stream: "s", wantURL: "https://kinesis.eu-west-3.amazonaws.com/"},
+		{name: "aws, arn", stream: "arn:aws:kinesis:eu-west-3:123456789012:stream/s",
+			wantURL: "https://123456789012.data-kinesis.eu-west-3.amazonaws.com/"},
+		{name: "custom https", stream: "s", endpoint: "https://kinesis.example.com", wantURL: "https://kinesis.example.com/"},
+		{name: "custom http with port", stream: "s", endpoint: "http://127.0.0.1:4567", wantURL: "http://127.0.0.1:4567/"},
+		{name: "custom with arn", stream: "arn:aws:kinesis:eu-west-3:123456789012:stream/s",
+			endpoint: "http://127.0.0.1:4567", wantURL: "http://127.0.0.1:4567/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolateEnv(t)
+			h := &recordingHTTP{}
+			c, err := newClient(context.Background(), Options{Region: "eu-west-3", Stream: tt.stream, Endpoint: tt.endpoint},
+				func(o *kinesissdk.Options) { o.HTTPClient = h })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.PutRecords(context.Background(), []Entry{{Data: []byte("d"), PartitionKey: "k"}}); err != nil {
+				t.Fatalf("PutRecords: %v", err)
+			}
+			if len(h.urls) != 1 || h.urls[0].String() != tt.wantURL {
+				t.Errorf("requests went to %v, want %s", h.urls, tt.wantURL)
+			}
+		})
+	}
+}
+
+// TestCABundle checks that AWS_CA_BUNDLE reaches the frozen HTTP client: an HTTPS endpoint with a
+// self-signed certificate works with the bundle and fails (without a retry) without it.
+func TestCABundle(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decodePut(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeResult(w, make([]string, len(req.Records)))
+	}))
+	t.Cleanup(srv.Close)
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(bundle, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	entries := []Entry{{Data: []byte("d"), PartitionKey: "k"}}
+
+	t.Run("with bundle", func(t *testing.T) {
+		isolateEnv(t)
+		t.Setenv("AWS_CA_BUNDLE", bundle)
+		c := newTestClient(t, Options{Endpoint: srv.URL, AutoRetry: true})
+		if _, err := c.PutRecords(context.Background(), entries); err != nil {
+			t.Fatalf("PutRecords: %v", err)
+		}
+	})
+	t.Run("without bundle", func(t *testing.T) {
+		isolateEnv(t)
+		c := newTestClient(t, Options{Endpoint: srv.URL, AutoRetry: true})
+		_, err := c.PutRecords(context.Background(), entries)
+		if err == nil {
+			t.Fatal("PutRecords trusted a self-signed certificate")
+		}
+		if IsNetworkError(err) || IsRetryable(err) {
+			t.Errorf("certificate error %v classified as network/retryable", err)
+		}
+	})
+	t.Run("system bundle", func(t *testing.T) {
+		// The environment this runs in sets AWS_CA_BUNDLE to the system CA file: the client must
+		// still build and send over plain HTTP.
+		const system = "/etc/ssl/certs/ca-certificates.crt"
+		if _, err := os.Stat(system); err != nil {
+			t.Skip("no system CA file")
+		}
+		isolateEnv(t)
+		t.Setenv("AWS_CA_BUNDLE", system)
+		plain := newFakeKinesis(t, nil)
+		c := newTestClient(t, Options{Endpoint: plain.URL})
+		if _, err := c.PutRecords(context.Background(), entries); err != nil {
+			t.Fatalf("PutRecords: %v", err)
+		}
+	})
+}
+
+func TestProfile(t *testing.T) {
+	isolateEnv(t)
+	dir := t.TempDir()
+	configFile := filepath.Join(dir, "config")
+	credsFile := filepath.Join(dir, "credentials")
+	if err := os.WriteFile(configFile, []byte("[profile logs]\nregion = eu-west-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds := "[default]\naws_access_key_id = AKIAFAKEDEFAULT00001\naws_secret_access_key = s0\n" +
+		"[logs]\naws_access_key_id = AKIAFAKEPROFILE00001\naws_secret_access_key = s1\n"
+	if err := os.WriteFile(credsFile, []byte(creds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", configFile)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", credsFile)
+	srv := newFakeKinesis(t, nil)
+
+	c := newTestClient(t, Options{Endpoint: srv.URL, Profile: "logs"})
+	if _, err := c.PutRecords(context.Background(), []Entry{{Data: []byte("d"), PartitionKey: "k"}}); err != nil {
+		t.Fatalf("PutRecords: %v", err)
+	}
+	if auth := srv.recorded()[0].Auth; !strings.Contains(auth, "Credential=AKIAFAKEPROFILE00001/") {
+		t.Errorf("Authorization = %q, want the profile's key id", auth)
+	}
+
+	if _, err := New(context.Background(), Options{Region: "us-east-1", Stream: "s", Profile: "missing"}); err == nil {
+		t.Error("New with a missing profile succeeded")
+	}
+}
+
+func TestAssumeRole(t *testing.T) {
+	isolateEnv(t)
+	const (
+		roleARN    = "arn:aws:iam::123456789012:role/logs-writer"
+		externalID = "ext-1234"
+		assumedKey = "ASIAFAKEASSUMED00001"
+		token      = "fake-session-token"
+	)
+	var stsCalls atomic.Int32
+	var stsForm url.Values
+	var stsAuth string
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stsCalls.Add(1)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		stsForm, stsAuth = r.PostForm, r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <Credentials>
+      <AccessKeyId>%s</AccessKeyId>
+      <SecretAccessKey>assumed-secret</SecretAccessKey>
+      <SessionToken>%s</SessionToken>
+      <Expiration>%s</Expiration>
+    </Credentials>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::123456789012:assumed-role/logs-writer/s</Arn>
+      <AssumedRoleId>AROAFAKE:s</AssumedRoleId>
+    </AssumedRoleUser>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>req-1</RequestId></ResponseMetadata>
+</AssumeRoleResponse>`, assumedKey, token, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	}))
+	t.Cleanup(sts.Close)
+	srv := newFakeKinesis(t, nil)
+
+	c := newTestClient(t, Options{Endpoint: srv.URL, STSEndpoint: sts.URL, RoleARN: roleARN, ExternalID: externalID})
+	for range 2 {
+		if _, err := c.PutRecords(context.Background(), []Entry{{Data: []byte("d"), PartitionKey: "k"}}); err != nil {
+			t.Fatalf("PutRecords: %v", err)
+		}
+	}
+	if n := stsCalls.Load(); n != 1 {
+		t.Errorf("STS got %d calls, want 1 (credentials cached)", n)
+	}
+	if got := stsForm.Get("Action"); got != "AssumeRole" {
+		t.Errorf("STS Action = %q", got)
+	}
+	if got := stsForm.Get("RoleArn"); got != roleARN {
+		t.Errorf("STS RoleArn = %q, want %q", got, roleARN)
+	}
+	if got := stsForm.Get("ExternalId"); got != externalID {
+		t.Errorf("STS ExternalId = %q, want %q", got, externalID)
+	}
+	if !strings.Contains(stsAuth, "Credential="+fakeKeyID+"/") {
+		t.Errorf("STS Authorization = %q, want the environment's key id", stsAuth)
+	}
+	for i, req := range srv.recorded() {
+		if !strings.Contains(req.Auth, "Credential="+assumedKey+"/") {
+			t.Errorf("request %d Authorization = %q, want the assumed key id", i, req.Auth)
+		}
+		if req.Token != token {
+			t.Errorf("request %d X-Amz-Security-Token = %q, want %q", i, req.Token, token)
+		}
+	}
+}
+
+func TestNewRequiresRegionAndStream(t *testing.T) {
+	isolateEnv(t)
+	if _, err := New(context.Background(), Options{Stream: "s"}); err == nil || !strings.Contains(err.Error(), `"region"`) {
+		t.Errorf("no region: err = %v", err)
+	}
+	if _, err := New(context.Background(), Options{Region: "us-east-1"}); err == nil || !strings.Contains(err.Error(), `"stream"`) {
+		t.Errorf("no stream: err = %v", err)
+	}
+}
+
+// TestClose checks that Close releases the kept-alive connection.
+func TestClose(t *testing.T) {
+	isolateEnv(t)
+	closed := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decodePut(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeResult(w, make([]string, len(req.Records)))
+	}))
+	srv.Config.ConnState = func(cn net.Conn, s http.ConnState) {
+		t.Logf("%v %v %v", time.Now().Format("05.000000"), cn.RemoteAddr(), s)
+		if s == http.StateClosed {
+			select {
+			case closed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	c := newTestClient(t, Options{Endpoint: srv.URL})
+	if _, err := c.PutRecords(context.Background(), []Entry{{Data: []byte("d"), PartitionKey: "k"}}); err != nil {
+		t.Fatalf("PutRecords: %v", err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("connection closed before Close")
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.Close()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection still open 5s after Close")
+	}
+	var nilClient *Client
+	nilClient.Close() // must not panic
+}
+
+// TestConnectionReuse sends requests one after another to a local endpoint, where the answer can
+// arrive before net/http has finished with the request body: every request must reuse the one
+// connection (see plainBodyTransport).
+func TestConnectionReuse(t *testing.T) {
+	isolateEnv(t)
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decodePut(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeResult(w, make([]string, len(req.Records)))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	c := newTestClient(t, Options{Endpoint: srv.URL})
+	const n = 50
+	for i := range n {
+		data := bytes.Repeat([]byte{'x'}, 1+i*997)
+		if _, err := c.PutRecords(context.Background(), []Entry{{Data: data, PartitionKey: "k"}}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if got := conns.Load(); got != 1 {
+		t.Errorf("%d requests used %d connections, want 1", n, got)
+	}
+}
