@@ -1,0 +1,48 @@
+# Build, test and benchmark the Kinesis Data Streams output for Fluent Bit.
+
+PLUGIN_NAME ?= kinesis_streams_go
+GO          ?= go
+BUILD_DIR   ?= build
+LIB         := $(BUILD_DIR)/$(PLUGIN_NAME).so
+GO_SOURCES  := $(shell find . -name '*.go' -not -path './test/*' -not -name '*_test.go') go.mod go.sum
+# Every package but the end-to-end tests; those need the built library.
+UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test)
+BENCH_PKGS  ?= ./record/ ./timefmt/ ./batcher/
+BENCH_TIME  ?= 1s
+
+.PHONY: all build test vet unit e2e bench clean help
+
+all: build
+
+build: $(LIB) ## build the plugin library (build/kinesis_streams_go.so)
+
+$(LIB): $(GO_SOURCES)
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath \
+		-ldflags "-s -w -X main.pluginName=$(PLUGIN_NAME)" -o $@ .
+
+test: vet unit e2e ## vet, unit tests with the race detector, end-to-end tests
+
+vet: ## gofmt and go vet
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/node_modules/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit: ## unit tests with -race, and without cgo for every package but main
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+	CGO_ENABLED=0 $(GO) test -count=1 $(filter-out $(shell $(GO) list .),$(UNIT_PKGS))
+
+e2e: build test/node_modules ## the built library through its C ABI against kinesis-mock
+	$(GO) test -count=1 -timeout 10m ./test/...
+
+test/node_modules: test/package.json test/package-lock.json
+	cd test && npm ci --no-audit --no-fund
+	@touch $@
+
+bench: ## benchmarks, with allocations
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) $(BENCH_PKGS)
+
+clean: ## remove build output
+	rm -rf $(BUILD_DIR)
+
+help: ## list the targets
+	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// fluentBitHandler is a slog.Handler that writes lines the way Fluent Bit
+// prints its own, so the plugin's lines read like the rest of the log:
+//
+//	[2026/11/26 02:52:55.926108443] [ warn] [output:kinesis_streams_go:kinesis_streams_go.0] message key=value
+type fluentBitHandler struct {
+	out    *lockedWriter
+	level  slog.Leveler
+	prefix string // "[output:NAME:INSTANCE] "
+	attrs  []byte // pre-rendered attributes from WithAttrs
+	group  string // dotted prefix for keys, from WithGroup
+	now    func() time.Time
+}
+
+// lockedWriter makes each line a single Write, whole, among concurrent flushes.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) write(p []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = l.w.Write(p)
+}
+
+func newFluentBitHandler(w io.Writer, instanceName string, level slog.Leveler) *fluentBitHandler {
+	return &fluentBitHandler{
+		out:    &lockedWriter{w: w},
+		level:  level,
+		prefix: "[output:" + pluginName + ":" + instanceName + "] ",
+		now:    time.Now,
+	}
+}
+
+// newLogger returns the logger of one instance, at info level.
+func newLogger(w io.Writer, instanceName string) *slog.Logger {
+	return slog.New(newFluentBitHandler(w, instanceName, slog.LevelInfo))
+}
+
+// pluginLogger is for the rare line that belongs to no instance.
+func pluginLogger() *slog.Logger { return newLogger(os.Stderr, pluginName) }
+
+func (h *fluentBitHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.level.Level()
+}
+
+func (h *fluentBitHandler) Handle(_ context.Context, r slog.Record) error {
+	t := r.Time
+	if t.IsZero() {
+		t = h.now()
+	}
+	buf := make([]byte, 0, 128+len(r.Message))
+	buf = append(buf, '[')
+	buf = t.AppendFormat(buf, "2006/01/02 15:04:05.000000000")
+	buf = append(buf, "] ["...)
+	buf = append(buf, levelName(r.Level)...)
+	buf = append(buf, "] "...)
+	buf = append(buf, h.prefix...)
+	buf = append(buf, r.Message...)
+	buf = append(buf, h.attrs...)
+	r.Attrs(func(a slog.Attr) bool {
+		buf = appendAttr(buf, h.group, a)
+		return true
+	})
+	buf = append(buf, '\n')
+	h.out.write(buf)
+	return nil
+}
+
+func (h *fluentBitHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	h2 := *h
+	h2.attrs = slices.Clone(h.attrs)
+	for _, a := range attrs {
+		h2.attrs = appendAttr(h2.attrs, h.group, a)
+	}
+	return &h2
+}
+
+func (h *fluentBitHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.group = h.group + name + "."
+	return &h2
+}
+
+// levelName pads names to five characters, as Fluent Bit does.
+func levelName(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "error"
+	case l >= slog.LevelWarn:
+		return " warn"
+	case l >= slog.LevelInfo:
+		return " info"
+	default:
+		return "debug"
+	}
+}
+
+// appendAttr writes " key=value", quoting values that contain spaces, quotes
+// or control characters so a line stays one line.
+func appendAttr(buf []byte, group string, a slog.Attr) []byte {
+	a.Value = a.Value.Resolve()
+	if a.Equal(slog.Attr{}) {
+		return buf
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		attrs := a.Value.Group()
+		if len(attrs) == 0 {
+			return buf
+		}
+		if a.Key != "" {
+			group += a.Key + "."
+		}
+		for _, ga := range attrs {
+			buf = appendAttr(buf, group, ga)
+		}
+		return buf
+	}
+	buf = append(buf, ' ')
+	buf = append(buf, group...)
+	buf = append(buf, a.Key...)
+	buf = append(buf, '=')
+	s := a.Value.String()
+	if needsQuote(s) {
+		return strconv.AppendQuote(buf, s)
+	}
+	return append(buf, s...)
+}
+
+func needsQuote(s string) bool {
+	if s == "" {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == '"' || c == '=' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
