@@ -1,0 +1,198 @@
+// Package flbhost builds and runs test/host/host.c, a C program that loads
+// the plugin library with dlopen and drives it through Fluent Bit's Go proxy
+// ABI: Register, Init per instance, FlushCtx from several threads at once,
+// ExitCtx (or Exit), Unregister. It is test support only.
+package flbhost
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FLB return codes, as Fluent Bit defines them.
+const (
+	FLBError = 0
+	FLBOK    = 1
+	FLBRetry = 2
+)
+
+// Build compiles the host source src into dir and returns the binary's path.
+func Build(ctx context.Context, src, dir string) (string, error) {
+	bin := filepath.Join(dir, "host")
+	cmd := exec.CommandContext(ctx, "gcc", "-std=gnu11", "-O2", "-g", "-Wall", "-Wextra",
+		"-o", bin, src, "-ldl", "-lpthread")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("flbhost: gcc %s: %w\n%s", src, err, out)
+	}
+	return bin, nil
+}
+
+// Prop is one property of an [OUTPUT] instance: key, value.
+type Prop [2]string
+
+// Instance is one [OUTPUT] instance: its properties, in order.
+type Instance []Prop
+
+// Job is one FlushCtx call.
+type Job struct {
+	Instance int
+	Thread   int // jobs of one thread run in order; threads run concurrently
+	Tag      string
+	Chunk    []byte
+}
+
+// ExitMode selects how the host ends the instances.
+type ExitMode string
+
+// Exit modes (see host.c).
+const (
+	ExitCtx    ExitMode = "ctx"    // FLBPluginExitCtx(ctx) per instance
+	ExitNull   ExitMode = "null"   // one FLBPluginExitCtx(NULL), as fluent-bit --dry-run
+	ExitPlugin ExitMode = "plugin" // FLBPluginExit() per instance
+	ExitNone   ExitMode = "none"
+)
+
+// Manifest is what one host run does.
+type Manifest struct {
+	SO        string // the plugin library
+	Name      string // the name it must register
+	Instances []Instance
+	Jobs      []Job
+	Exit      ExitMode // ExitCtx when empty
+}
+
+// Init is the outcome of one FLBPluginInit.
+type Init struct {
+	RC  int
+	Ctx string // remote_context after Init: "null" or a pointer
+}
+
+// Flush is the outcome of one FlushCtx call.
+type Flush struct {
+	RC       int // -1 when the host did not report it
+	Duration time.Duration
+}
+
+// Result is what a host run printed and how it ended.
+type Result struct {
+	Registered string // the registered name, "" if Register did not run
+	Inits      []Init
+	Flushes    []Flush // by job index
+	Exits      []int   // the exit calls' return codes, in order
+	Done       bool    // the host ran to its end
+	Stdout     string
+	Stderr     string
+	Err        error // how the process ended: nil for exit status 0
+}
+
+// Run writes m (manifest and chunk files) under dir and runs the host bin on
+// it with env as its whole environment, killing it when ctx ends. The
+// returned error is for problems of the harness; how the host ended is in
+// Result.Err.
+func Run(ctx context.Context, bin, dir string, m Manifest, env []string) (*Result, error) {
+	var mf strings.Builder
+	fmt.Fprintf(&mf, "so %s\n", m.SO)
+	if m.Name != "" {
+		fmt.Fprintf(&mf, "name %s\n", m.Name)
+	}
+	for i, ins := range m.Instances {
+		fmt.Fprintf(&mf, "# instance %d\ninstance\n", i)
+		for _, p := range ins {
+			key, value := p[0], p[1]
+			if key == "" || strings.ContainsAny(key, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+				return nil, fmt.Errorf("flbhost: property %q=%q cannot be written to a manifest", key, value)
+			}
+			fmt.Fprintf(&mf, "prop %s %s\n", key, value)
+		}
+	}
+	for i, j := range m.Jobs {
+		if j.Tag == "" || strings.ContainsAny(j.Tag, " \t\r\n") {
+			return nil, fmt.Errorf("flbhost: job %d: bad tag %q", i, j.Tag)
+		}
+		path := filepath.Join(dir, fmt.Sprintf("chunk-%04d.bin", i))
+		if err := os.WriteFile(path, j.Chunk, 0o600); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&mf, "flush %d %d %s %s\n", j.Instance, j.Thread, j.Tag, path)
+	}
+	exit := m.Exit
+	if exit == "" {
+		exit = ExitCtx
+	}
+	fmt.Fprintf(&mf, "exit %s\n", exit)
+	manifest := filepath.Join(dir, "manifest.txt")
+	if err := os.WriteFile(manifest, []byte(mf.String()), 0o600); err != nil {
+		return nil, err
+	}
+
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, manifest)
+	cmd.Env = env
+	cmd.Dir = dir
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	cmd.WaitDelay = 5 * time.Second
+	runErr := cmd.Run()
+	if runErr != nil && !errors.As(runErr, new(*exec.ExitError)) && ctx.Err() == nil {
+		return nil, fmt.Errorf("flbhost: run %s: %w", bin, runErr)
+	}
+	if ctx.Err() != nil {
+		runErr = fmt.Errorf("host killed: %w (%v)", ctx.Err(), runErr)
+	}
+	r := &Result{Stdout: stdout.String(), Stderr: stderr.String(), Err: runErr}
+	r.Flushes = make([]Flush, len(m.Jobs))
+	for i := range r.Flushes {
+		r.Flushes[i].RC = -1
+	}
+	if err := r.parse(); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+var (
+	reRegister = regexp.MustCompile(`^register rc=-?\d+ type=\d+ proxy=\d+ name=(.*)$`)
+	reInit     = regexp.MustCompile(`^init (\d+) rc=(-?\d+) ctx=(\S+)$`)
+	reFlush    = regexp.MustCompile(`^flush (\d+) rc=(-?\d+) ms=(\d+)$`)
+	reExit     = regexp.MustCompile(`^exit(?:ctx)? (?:\d+|null) rc=(-?\d+)$`)
+)
+
+func (r *Result) parse() error {
+	sc := bufio.NewScanner(strings.NewReader(r.Stdout))
+	for sc.Scan() {
+		line := sc.Text()
+		if m := reRegister.FindStringSubmatch(line); m != nil {
+			r.Registered = m[1]
+		} else if m := reInit.FindStringSubmatch(line); m != nil {
+			rc, _ := strconv.Atoi(m[2])
+			r.Inits = append(r.Inits, Init{RC: rc, Ctx: m[3]})
+		} else if m := reFlush.FindStringSubmatch(line); m != nil {
+			j, _ := strconv.Atoi(m[1])
+			rc, _ := strconv.Atoi(m[2])
+			ms, _ := strconv.Atoi(m[3])
+			if j >= len(r.Flushes) || r.Flushes[j].RC != -1 {
+				return fmt.Errorf("flbhost: unexpected line %q", line)
+			}
+			r.Flushes[j] = Flush{RC: rc, Duration: time.Duration(ms) * time.Millisecond}
+		} else if m := reExit.FindStringSubmatch(line); m != nil {
+			rc, _ := strconv.Atoi(m[1])
+			r.Exits = append(r.Exits, rc)
+		} else if line == "done" {
+			r.Done = true
+		} else if line != "unregister" {
+			return fmt.Errorf("flbhost: unexpected line %q", line)
+		}
+	}
+	return sc.Err()
+}
