@@ -91,7 +91,7 @@ func (i *instance) outcome(err error, tag string) outcome {
 		// The batcher has already logged the failure counts.
 		return outcomeRetry
 	case errors.Is(err, batcher.ErrBadChunk):
-		i.log.Error(fmt.Sprintf("tag %q: %v: chunk dropped", tag, err))
+		i.log.Error(fmt.Sprintf("tag %q: %v: the readable records were delivered, the chunk is dropped", tag, err))
 		return outcomeDrop
 	default:
 		i.log.Error(fmt.Sprintf("tag %q: %v: chunk will be retried", tag, err))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -69,7 +70,7 @@ func (h *fluentBitHandler) Handle(_ context.Context, r slog.Record) error {
 	buf = append(buf, levelName(r.Level)...)
 	buf = append(buf, "] "...)
 	buf = append(buf, h.prefix...)
-	buf = append(buf, r.Message...)
+	buf = appendOneLine(buf, r.Message)
 	buf = append(buf, h.attrs...)
 	r.Attrs(func(a slog.Attr) bool {
 		buf = appendAttr(buf, h.group, a)
@@ -144,6 +145,20 @@ func appendAttr(buf []byte, group string, a slog.Attr) []byte {
 		return strconv.AppendQuote(buf, s)
 	}
 	return append(buf, s...)
+}
+
+// appendOneLine appends s with each line break replaced by "; ", so that a
+// multi-line message (errors.Join of several config problems) stays one line.
+func appendOneLine(buf []byte, s string) []byte {
+	for {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			return append(buf, s...)
+		}
+		buf = append(buf, strings.TrimSuffix(s[:i], "\r")...)
+		buf = append(buf, "; "...)
+		s = s[i+1:]
+	}
 }
 
 func needsQuote(s string) bool {

@@ -19,10 +19,12 @@ func TestLoggerFormat(t *testing.T) {
 	log.Warn("3 of 500 records throttled", "code", "ProvisionedThroughputExceededException", "tag", "kube.var log")
 	log.Debug("not shown")
 	log.With("stream", "s1").WithGroup("req").Error("failed", "attempt", 2)
+	log.Error("config: bad \"a\"\nconfig: bad \"b\"")
 
 	want := []string{
 		`[ warn] [output:kinesis_streams_go:kinesis_streams_go.3] 3 of 500 records throttled code=ProvisionedThroughputExceededException tag="kube.var log"`,
 		`[error] [output:kinesis_streams_go:kinesis_streams_go.3] failed stream=s1 req.attempt=2`,
+		`[error] [output:kinesis_streams_go:kinesis_streams_go.3] config: bad "a"; config: bad "b"`,
 	}
 	stamp := regexp.MustCompile(`^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{9}\] `)
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")

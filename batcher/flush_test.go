@@ -66,7 +66,7 @@ func TestFlush(t *testing.T) {
 			wantLines: []string{`WARN skipped 1 records without log_key "log" in a chunk of tag "app.log"`}},
 		{name: "not a map", chunk: append(event(1, 0, []byte{0x05}), two...),
 			want: []string{`{"msg":"one"}`, `{"msg":"two"}`}, wantRes: Result{Records: 3, Accepted: 2, Skipped: 1},
-			wantLines: []string{`WARN skipped 1 records that cannot be encoded in a chunk of tag "app.log": record: record is not a map`}},
+			wantErr: ErrBadChunk},
 		{name: "truncated tail", chunk: append(append([]byte{}, two...), event(3, 0, strMap("msg", "three"))[:20]...),
 			want: []string{`{"msg":"one"}`, `{"msg":"two"}`}, wantRes: Result{Records: 2, Accepted: 2}, wantErr: ErrBadChunk},
 	}

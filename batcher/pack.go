@@ -211,6 +211,10 @@ func (b *batcher) end(ctx context.Context, decErr error) (Result, error) {
 		err = de
 	case decErr != nil:
 		err = fmt.Errorf("%w: %w", ErrBadChunk, decErr)
+	case b.invalid > 0:
+		// A record that cannot be encoded never will be: the chunk is undeliverable as a whole,
+		// though its other records were sent.
+		err = fmt.Errorf("%w: %d of %d records cannot be encoded, first: %w", ErrBadChunk, b.invalid, res.Records, b.firstInvalid)
 	}
 	b.tag, b.firstErr, b.firstInvalid = "", nil, nil
 	return res, err
@@ -227,8 +231,6 @@ func (b *batcher) logSkips() {
 		log.Warn(fmt.Sprintf("skipped %d records without log_key %q in a chunk of tag %q",
 			b.noLogKey, b.pool.recordOpts.LogKey, b.tag), tag)
 	}
-	if b.invalid > 0 {
-		log.Warn(fmt.Sprintf("skipped %d records that cannot be encoded in a chunk of tag %q: %v",
-			b.invalid, b.tag, b.firstInvalid), tag)
-	}
+	// Records that cannot be encoded make the flush fail with ErrBadChunk, logged by the caller;
+	// when a delivery failure takes precedence, they are reported on the retry.
 }
