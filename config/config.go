@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,8 @@ var Keys = []string{
 	"time_key",
 	"time_key_format",
 	"log_key",
+	"data_keys",
+	"replace_dots",
 	"append_newline",
 	"max_record_size",
 }
@@ -100,8 +103,16 @@ type Config struct {
 	TimeKeyFormat      string
 	TimeFormat         *timefmt.Formatter // TimeKeyFormat, compiled
 	LogKey             string
-	AppendNewline      bool
-	MaxRecordSize      int // bytes
+	// DataKeys are the top-level keys to keep (data_keys), trimmed, without
+	// empty or repeated names; nil keeps all. Names are matched as they are in
+	// the record, before replace_dots. Not allowed with log_key.
+	DataKeys []string
+	// ReplaceDots replaces each '.' in every map key (replace_dots), trimmed.
+	// "" is off: Fluent Bit gives an unset and an empty property alike, so dots
+	// cannot be configured to be removed outright.
+	ReplaceDots   string
+	AppendNewline bool
+	MaxRecordSize int // bytes
 }
 
 // Parse reads and validates every key. Unset keys take their defaults. It
@@ -121,6 +132,8 @@ func Parse(g Getter) (Config, error) {
 		HTTPRequestTimeout: p.duration("http_request_timeout", DefaultHTTPRequestTimeout),
 		TimeKey:            p.get("time_key"),
 		LogKey:             p.get("log_key"),
+		DataKeys:           p.names("data_keys"),
+		ReplaceDots:        p.get("replace_dots"),
 		AppendNewline:      p.boolean("append_newline", DefaultAppendNewline),
 		MaxRecordSize:      p.size("max_record_size", DefaultMaxRecordSize),
 	}
@@ -130,6 +143,9 @@ func Parse(g Getter) (Config, error) {
 	}
 	if c.TimeKey != "" && c.LogKey != "" {
 		p.fail(errors.New(`config: "time_key" has no effect with "log_key", which sends only that key's value: remove one of them`))
+	}
+	if c.DataKeys != nil && c.LogKey != "" {
+		p.fail(errors.New(`config: "data_keys" has no effect with "log_key", which sends only that key's value: remove one of them`))
 	}
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, err
@@ -171,6 +187,8 @@ func (c Config) String() string {
 		add("time_key_format", c.TimeKeyFormat)
 	}
 	add("log_key", c.LogKey)
+	add("data_keys", strings.Join(c.DataKeys, ","))
+	add("replace_dots", c.ReplaceDots)
 	add("append_newline", strconv.FormatBool(c.AppendNewline))
 	add("max_record_size", strconv.Itoa(c.MaxRecordSize))
 	return b.String()
@@ -194,6 +212,26 @@ func (p *parser) invalid(key, value, want string) {
 
 // get returns key's value with surrounding white space removed.
 func (p *parser) get(key string) string { return strings.TrimSpace(p.g.Get(key)) }
+
+// names reads a comma-separated list of key names: spaces around names are
+// trimmed, empty names ignored, and a repeated name kept once. An unset or
+// blank value is nil; a value with commas but no name (" , ") is an error.
+func (p *parser) names(key string) []string {
+	v := p.get(key)
+	if v == "" {
+		return nil
+	}
+	var names []string
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if names == nil {
+		p.invalid(key, v, "a comma-separated list of top-level key names, such as log,kubernetes")
+	}
+	return names
+}
 
 func (p *parser) required(key string) string {
 	v := p.get(key)

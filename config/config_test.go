@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("default TimeFormat gives %q, want 2023-11-14T22:13:20", got)
 	}
 	c.TimeFormat = nil
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Parse(defaults) =\n%#v\nwant\n%#v", c, want)
 	}
 }
@@ -100,6 +101,20 @@ func TestParseValid(t *testing.T) {
 		{"time_key_format compiled", with("time_key_format", "%Y %L"),
 			func(c Config) any { return string(c.TimeFormat.Append(nil, 0, 7)) }, "1970 000000007"},
 		{"log_key", with("log_key", "log"), func(c Config) any { return c.LogKey }, "log"},
+		{"data_keys one", with("data_keys", "log"), func(c Config) any { return fmt.Sprintf("%q", c.DataKeys) }, `["log"]`},
+		{"data_keys trimmed, empty names ignored", with("data_keys", " log , kubernetes,,\tstream ,"),
+			func(c Config) any { return fmt.Sprintf("%q", c.DataKeys) }, `["log" "kubernetes" "stream"]`},
+		{"data_keys repeated name kept once", with("data_keys", "a,b,a"), func(c Config) any { return fmt.Sprintf("%q", c.DataKeys) }, `["a" "b"]`},
+		{"data_keys inner spaces kept", with("data_keys", "a b,@timestamp,k.8s"),
+			func(c Config) any { return fmt.Sprintf("%q", c.DataKeys) }, `["a b" "@timestamp" "k.8s"]`},
+		{"data_keys blank is all", with("data_keys", "  "), func(c Config) any { return c.DataKeys == nil }, true},
+		{"data_keys with time_key", with("data_keys", "log", "time_key", "ts"),
+			func(c Config) any { return fmt.Sprintf("%q %s", c.DataKeys, c.TimeKey) }, `["log"] ts`},
+		{"replace_dots", with("replace_dots", "_"), func(c Config) any { return c.ReplaceDots }, "_"},
+		{"replace_dots longer", with("replace_dots", " __dot__ "), func(c Config) any { return c.ReplaceDots }, "__dot__"},
+		{"replace_dots blank is off", with("replace_dots", " "), func(c Config) any { return c.ReplaceDots }, ""},
+		{"replace_dots with log_key", with("replace_dots", "-", "log_key", "log"),
+			func(c Config) any { return c.ReplaceDots + c.LogKey }, "-log"},
 		{"append_newline off", with("append_newline", "off"), func(c Config) any { return c.AppendNewline }, false},
 		{"append_newline yes", with("append_newline", "Yes"), func(c Config) any { return c.AppendNewline }, true},
 		{"max_record_size 1M", with("max_record_size", "1M"), func(c Config) any { return c.MaxRecordSize }, 1 << 20},
@@ -224,6 +239,12 @@ func TestParseInvalid(t *testing.T) {
 			`config: invalid "time_key_format" value "%H%": want a strftime pattern (%3N milliseconds, %9N or %L nanoseconds, %% for %): timefmt: lone % at the end of the pattern (byte 2)`},
 		{"time_key with log_key", with("time_key", "time", "log_key", "log"),
 			`config: "time_key" has no effect with "log_key", which sends only that key's value: remove one of them`},
+		{"data_keys without a name", with("data_keys", " , "),
+			bad("data_keys", ",", "want a comma-separated list of top-level key names, such as log,kubernetes")},
+		{"data_keys only commas", with("data_keys", ",,,"),
+			bad("data_keys", ",,,", "want a comma-separated list of top-level key names, such as log,kubernetes")},
+		{"data_keys with log_key", with("data_keys", "log,stream", "log_key", "log"),
+			`config: "data_keys" has no effect with "log_key", which sends only that key's value: remove one of them`},
 		{"max_record_size too small", with("max_record_size", "512K"), bad("max_record_size", "512K", wantSize)},
 		{"max_record_size one byte short", with("max_record_size", "1048575"), bad("max_record_size", "1048575", wantSize)},
 		{"max_record_size one byte over", with("max_record_size", "10485761"), bad("max_record_size", "10485761", wantSize)},
@@ -249,7 +270,7 @@ func TestParseInvalid(t *testing.T) {
 			if err.Error() != tt.want {
 				t.Errorf("Parse(%v) error:\n%s\nwant:\n%s", tt.in, err, tt.want)
 			}
-			if c != (Config{}) {
+			if !reflect.DeepEqual(c, Config{}) {
 				t.Errorf("Parse(%v) returned %v with its error, want the zero Config", tt.in, c)
 			}
 		})
@@ -268,6 +289,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 		"time_key_format":      "%Q",
 		"max_record_size":      "20M",
 		"external_id":          "s3cr3t-value",
+		"data_keys":            ",",
 	})
 	if err == nil {
 		t.Fatal("Parse succeeded, want an error")
@@ -282,13 +304,14 @@ func TestParseReportsEveryProblem(t *testing.T) {
 		`invalid "time_key_format" value "%Q"`,
 		`invalid "max_record_size" value "20M"`,
 		`"external_id" needs "role_arn"`,
+		`invalid "data_keys" value ","`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not say %s:\n%s", want, msg)
 		}
 	}
-	if n := strings.Count(msg, "\n") + 1; n != 8 {
-		t.Errorf("error has %d lines, want 8:\n%s", n, msg)
+	if n := strings.Count(msg, "\n") + 1; n != 9 {
+		t.Errorf("error has %d lines, want 9:\n%s", n, msg)
 	}
 	if strings.Contains(msg, "s3cr3t") {
 		t.Errorf("error shows the external ID:\n%s", msg)
@@ -313,10 +336,14 @@ func TestString(t *testing.T) {
 			"role_arn": "arn:aws:iam::123456789012:role/r", "external_id": "s3cr3t-value",
 			"profile": "prod", "auto_retry_requests": "off", "http_request_timeout": "90",
 			"time_key": "ts", "time_key_format": "%Y %3N", "append_newline": "no", "max_record_size": "5M",
+			"data_keys": " log, kubernetes ", "replace_dots": "_",
 		}, "region=eu-west-1 stream=arn:aws:kinesis:eu-west-1:123456789012:stream/s endpoint=https://localhost:4567 " +
 			"sts_endpoint=http://sts:80 role_arn=arn:aws:iam::123456789012:role/r external_id=(set) profile=prod " +
 			"auto_retry_requests=false http_request_timeout=1m30s time_key=ts time_key_format=\"%Y %3N\" " +
-			"append_newline=false max_record_size=5242880"},
+			"data_keys=log,kubernetes replace_dots=_ append_newline=false max_record_size=5242880"},
+		{"data_keys with a space, replace_dots with a quote", with("data_keys", "a b,c", "replace_dots", `"`),
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s data_keys=\"a b,c\" " +
+				`replace_dots="\"" append_newline=true max_record_size=1048576`},
 		{"log_key", with("log_key", "message"),
 			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s log_key=message append_newline=true max_record_size=1048576"},
 	}
@@ -382,19 +409,20 @@ func TestMapGetter(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add("us-east-1", "logs", "http://127.0.0.1:4567", "60", "1M", "%Y %3N", "on", "", "")
-	f.Add("", "arn:aws:kinesis:us-east-1:123456789012:stream/s", "[::1]:1", "1m", "10MiB", "%", "x", "ts", "log")
-	f.Add("a", "arn:", "https://u:p@h?#", "-1", "99999999999999999999K", "%-", "", "", "")
-	f.Fuzz(func(t *testing.T, region, stream, endpoint, timeout, size, format, boolean, timeKey, logKey string) {
+	f.Add("us-east-1", "logs", "http://127.0.0.1:4567", "60", "1M", "%Y %3N", "on", "", "", "", "")
+	f.Add("", "arn:aws:kinesis:us-east-1:123456789012:stream/s", "[::1]:1", "1m", "10MiB", "%", "x", "ts", "log", "log", "_")
+	f.Add("a", "arn:", "https://u:p@h?#", "-1", "99999999999999999999K", "%-", "", "", "", " a ,, b,", " ")
+	f.Fuzz(func(t *testing.T, region, stream, endpoint, timeout, size, format, boolean, timeKey, logKey, dataKeys, dots string) {
 		g := MapGetter{
 			"region": region, "stream": stream, "endpoint": endpoint, "sts_endpoint": endpoint,
 			"http_request_timeout": timeout, "max_record_size": size, "time_key_format": format,
 			"auto_retry_requests": boolean, "append_newline": boolean,
 			"time_key": timeKey, "log_key": logKey, "role_arn": "arn:" + region, "external_id": stream,
+			"data_keys": dataKeys, "replace_dots": dots,
 		}
 		c, err := Parse(g)
 		if err != nil {
-			if c != (Config{}) {
+			if !reflect.DeepEqual(c, Config{}) {
 				t.Fatalf("Parse returned %v with its error", c)
 			}
 			return
@@ -411,6 +439,14 @@ func FuzzParse(f *testing.F) {
 			if again, ok := parseEndpoint(e); !ok || again != e {
 				t.Fatalf("endpoint %q normalises to %q, which normalises to %q (ok %v)", endpoint, e, again, ok)
 			}
+		}
+		for _, k := range c.DataKeys {
+			if k == "" || k != strings.TrimSpace(k) || strings.Contains(k, ",") {
+				t.Fatalf("data_keys %q gives the name %q", dataKeys, k)
+			}
+		}
+		if c.DataKeys != nil && c.LogKey != "" {
+			t.Fatalf("Parse accepted data_keys %q with log_key %q", dataKeys, logKey)
 		}
 		_ = c.String()
 		_ = c.TimeFormat.Append(nil, 0, 0)

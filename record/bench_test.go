@@ -1,8 +1,11 @@
 package record
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
+
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/timefmt"
 )
 
 // containerLogChunk returns a chunk of n container log events as Fluent Bit 4 sends
@@ -70,5 +73,56 @@ func BenchmarkEncode(b *testing.B) {
 		if d.Err() != nil {
 			b.Fatal(d.Err())
 		}
+	}
+}
+
+// BenchmarkEncodeOptions is BenchmarkEncode with each option that changes the JSON.
+// The chunk's keys have no dots, as most keys do: replace_dots costs a scan of each
+// key; dotted/replace_dots has a dot in 3 of the 20 keys of each record.
+func BenchmarkEncodeOptions(b *testing.B) {
+	format, err := timefmt.Compile("%Y-%m-%dT%H:%M:%S.%3NZ")
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := containerLogChunk(benchRecords)
+	dotted := bytes.ReplaceAll(chunk, []byte("\xa3app\xaaorders-api"), []byte("\xa3a.p\xaaorders-api"))
+	dotted = bytes.ReplaceAll(dotted, []byte("\xa4host"), []byte("\xa4h.st"))
+	dotted = bytes.ReplaceAll(dotted, []byte("\xa6pod_id"), []byte("\xa6pod.id"))
+	if n := bytes.Count(dotted, []byte(".")) - bytes.Count(chunk, []byte(".")); n != 3*benchRecords {
+		b.Fatalf("%d dots added to the keys, want %d", n, 3*benchRecords)
+	}
+	for _, bc := range []struct {
+		name  string
+		chunk []byte
+		opts  Options
+	}{
+		{"time_key", chunk, Options{TimeKey: "@timestamp", TimeFormat: format, AppendNewline: true}},
+		{"log_key", chunk, Options{LogKey: "log", AppendNewline: true}},
+		{"data_keys", chunk, Options{DataKeys: []string{"log", "kubernetes"}, AppendNewline: true}},
+		{"replace_dots", chunk, Options{ReplaceDots: "_", AppendNewline: true}},
+		{"dotted/replace_dots", dotted, Options{ReplaceDots: "_", AppendNewline: true}},
+		{"all", chunk, Options{DataKeys: []string{"log", "kubernetes"}, ReplaceDots: "_",
+			TimeKey: "@timestamp", TimeFormat: format, AppendNewline: true}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			enc := NewEncoder(bc.opts)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.chunk)))
+			var d Decoder
+			var ev Event
+			dst := make([]byte, 0, 4096)
+			var err error
+			for b.Loop() {
+				d.Reset(bc.chunk)
+				for d.Next(&ev) {
+					if dst, err = enc.Append(dst[:0], &ev); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if d.Err() != nil {
+					b.Fatal(d.Err())
+				}
+			}
+		})
 	}
 }

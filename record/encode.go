@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/timefmt"
@@ -17,9 +18,16 @@ import (
 // are null. A map key that is not a str or bin is its JSON text in quotes (5 -> "5",
 // [1,"a"] -> "[1,\"a\"]"), except that an array or map key inside such a key is
 // ErrNestedKey.
+//
+// The options apply in this order: data_keys picks top-level fields by their
+// names in the record; replace_dots rewrites the names of every map key left; a
+// field whose name, so rewritten, is the time key's (rewritten too) is dropped, and
+// the time is added last. See Options.
 type Encoder struct {
-	timeKey     string             // compared with the record's keys
-	timeKeyJSON []byte             // `"<time_key>":`, escaped
+	dataKeys    []string           // top-level names to keep; nil: all
+	dots        string             // replace_dots, JSON-escaped; "": off
+	timeKeyText []byte             // `"<time_key>"` as written: escaped, dots replaced
+	timeKeyJSON []byte             // timeKeyText + ':'
 	timeFormat  *timefmt.Formatter // nil: no time_key
 	logKey      string
 	newline     bool
@@ -28,10 +36,20 @@ type Encoder struct {
 // NewEncoder returns an encoder for o.
 func NewEncoder(o Options) *Encoder {
 	e := &Encoder{logKey: o.LogKey, newline: o.AppendNewline}
+	if o.ReplaceDots != "" {
+		e.dots = string(appendEscaped(nil, []byte(o.ReplaceDots)))
+	}
+	if o.LogKey == "" {
+		for _, k := range o.DataKeys {
+			if k != "" {
+				e.dataKeys = append(e.dataKeys, k)
+			}
+		}
+	}
 	if o.TimeKey != "" && o.TimeFormat != nil && o.LogKey == "" {
-		e.timeKey = o.TimeKey
 		e.timeFormat = o.TimeFormat
-		e.timeKeyJSON = append(appendString(nil, []byte(o.TimeKey)), ':')
+		e.timeKeyText = appendKeyString(nil, []byte(o.TimeKey), e.dots)
+		e.timeKeyJSON = append(append([]byte(nil), e.timeKeyText...), ':')
 	}
 	return e
 }
@@ -76,22 +94,36 @@ func (e *Encoder) appendRecord(dst []byte, ev *Event) ([]byte, error) {
 		if err != nil {
 			return dst, bodyError(kj, err)
 		}
-		if e.timeFormat != nil && isKey(b, kh, kj, e.timeKey) {
-			// Drop the record's own field: the formatted time replaces it.
-			if j, err = skip(b, kj+kh.n); err != nil {
+		if e.dataKeys != nil && !e.keep(b, kh, kj) {
+			if j, err = skipHeader(b, kh, kj); err == nil {
+				j, err = skip(b, j)
+			}
+			if err != nil {
 				return dst, bodyError(j, err)
 			}
 			continue
 		}
+		mark := len(dst)
 		if !first {
 			dst = append(dst, ',')
 		}
-		first = false
-		if dst, j, err = appendKeyHeader(dst, b, kh, kj, 1, false); err != nil {
+		keyStart := len(dst)
+		if dst, j, err = appendKeyHeader(dst, b, kh, kj, 1, e.dots, false); err != nil {
 			return dst, bodyError(j, err)
 		}
+		if e.timeFormat != nil && bytes.Equal(dst[keyStart:], e.timeKeyText) {
+			// The formatted time replaces the record's own field. Comparing the
+			// key as written catches every key JSON would read as the same name:
+			// a bin, a number, a name that replace_dots made equal.
+			dst = dst[:mark]
+			if j, err = skip(b, j); err != nil {
+				return dst, bodyError(j, err)
+			}
+			continue
+		}
+		first = false
 		dst = append(dst, ':')
-		if dst, j, err = appendValue(dst, b, j, 1, false); err != nil {
+		if dst, j, err = appendValue(dst, b, j, 1, e.dots, false); err != nil {
 			return dst, bodyError(j, err)
 		}
 	}
@@ -106,6 +138,22 @@ func (e *Encoder) appendRecord(dst []byte, ev *Event) ([]byte, error) {
 		dst = e.appendTime(dst, ev)
 	}
 	return append(dst, '}'), nil
+}
+
+// keep reports whether data_keys names the top-level key with header h, read up to
+// b[j]. Only str and bin keys have names; the few configured names are scanned in
+// order, which for a handful of keys beats any map, and does not allocate.
+func (e *Encoder) keep(b []byte, h header, j int) bool {
+	if h.kind != kindStr && h.kind != kindBin {
+		return false
+	}
+	name := b[j : j+h.n]
+	for _, k := range e.dataKeys {
+		if string(name) == k {
+			return true
+		}
+	}
+	return false
 }
 
 // appendTime appends the event's formatted time as a JSON string. A format made of
@@ -153,7 +201,7 @@ func (e *Encoder) appendLogKey(dst, b []byte) ([]byte, error) {
 		if vh.kind == kindStr || vh.kind == kindBin {
 			return append(dst, b[vj:vj+vh.n]...), nil
 		}
-		if dst, j, err = appendValueHeader(dst, b, vh, vj, 0, false); err != nil {
+		if dst, j, err = appendValueHeader(dst, b, vh, vj, 0, e.dots, false); err != nil {
 			return dst, bodyError(j, err)
 		}
 		return dst, nil

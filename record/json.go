@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"strconv"
@@ -12,19 +13,20 @@ import (
 const maxDepth = 1000
 
 // appendValue appends the JSON text of the msgpack value at b[i] and returns the
-// offset after the value. depth counts the arrays and maps around the value; inKey
-// is true inside a map key that is an array or map.
-func appendValue(dst, b []byte, i, depth int, inKey bool) ([]byte, int, error) {
+// offset after the value. depth counts the arrays and maps around the value. dots,
+// when not empty, is the JSON-escaped text that replaces each '.' in map keys
+// (replace_dots). inKey is true inside a map key that is an array or map.
+func appendValue(dst, b []byte, i, depth int, dots string, inKey bool) ([]byte, int, error) {
 	h, j, err := readHeader(b, i)
 	if err != nil {
 		return dst, j, err
 	}
-	return appendValueHeader(dst, b, h, j, depth, inKey)
+	return appendValueHeader(dst, b, h, j, depth, dots, inKey)
 }
 
 // appendValueHeader is appendValue for a value whose header h has been read; j is
 // the offset after the header.
-func appendValueHeader(dst, b []byte, h header, j, depth int, inKey bool) ([]byte, int, error) {
+func appendValueHeader(dst, b []byte, h header, j, depth int, dots string, inKey bool) ([]byte, int, error) {
 	var err error
 	switch h.kind {
 	case kindNil:
@@ -59,7 +61,7 @@ func appendValueHeader(dst, b []byte, h header, j, depth int, inKey bool) ([]byt
 			if k > 0 {
 				dst = append(dst, ',')
 			}
-			if dst, j, err = appendValue(dst, b, j, depth+1, inKey); err != nil {
+			if dst, j, err = appendValue(dst, b, j, depth+1, dots, inKey); err != nil {
 				return dst, j, err
 			}
 		}
@@ -73,11 +75,11 @@ func appendValueHeader(dst, b []byte, h header, j, depth int, inKey bool) ([]byt
 			if k > 0 {
 				dst = append(dst, ',')
 			}
-			if dst, j, err = appendKey(dst, b, j, depth+1, inKey); err != nil {
+			if dst, j, err = appendKey(dst, b, j, depth+1, dots, inKey); err != nil {
 				return dst, j, err
 			}
 			dst = append(dst, ':')
-			if dst, j, err = appendValue(dst, b, j, depth+1, inKey); err != nil {
+			if dst, j, err = appendValue(dst, b, j, depth+1, dots, inKey); err != nil {
 				return dst, j, err
 			}
 		}
@@ -87,21 +89,25 @@ func appendValueHeader(dst, b []byte, h header, j, depth int, inKey bool) ([]byt
 }
 
 // appendKey appends the map key at b[i] as a JSON string.
-func appendKey(dst, b []byte, i, depth int, inKey bool) ([]byte, int, error) {
+func appendKey(dst, b []byte, i, depth int, dots string, inKey bool) ([]byte, int, error) {
 	h, j, err := readHeader(b, i)
 	if err != nil {
 		return dst, j, err
 	}
-	return appendKeyHeader(dst, b, h, j, depth, inKey)
+	return appendKeyHeader(dst, b, h, j, depth, dots, inKey)
 }
 
 // appendKeyHeader is appendKey for a key whose header h has been read. A key that is
 // not a str or bin becomes its JSON text in quotes: 5 -> "5", nil -> "null",
-// [1,"a"] -> "[1,\"a\"]".
-func appendKeyHeader(dst, b []byte, h header, j, depth int, inKey bool) ([]byte, int, error) {
+// [1,"a"] -> "[1,\"a\"]". With dots set, each '.' of the key's text (the string, or
+// that JSON text) becomes dots: 1.5 -> "1_5".
+func appendKeyHeader(dst, b []byte, h header, j, depth int, dots string, inKey bool) ([]byte, int, error) {
 	switch h.kind {
 	case kindStr, kindBin:
-		return appendString(dst, b[j:j+h.n]), j + h.n, nil
+		if dots == "" { // the common case, without a call
+			return appendString(dst, b[j:j+h.n]), j + h.n, nil
+		}
+		return appendKeyString(dst, b[j:j+h.n], dots), j + h.n, nil
 	case kindArray, kindMap:
 		// Each level of such keys in keys would escape the escapes of the level
 		// inside it, doubling the backslashes: 40 bytes of msgpack could make
@@ -110,17 +116,49 @@ func appendKeyHeader(dst, b []byte, h header, j, depth int, inKey bool) ([]byte,
 			return dst, j, ErrNestedKey
 		}
 		// The JSON text of a container holds quotes that must be escaped. Such keys
-		// do not occur in real logs, so a scratch buffer is fine here.
-		scratch, j, err := appendValueHeader(nil, b, h, j, depth, true)
+		// do not occur in real logs, so a scratch buffer is fine here. Its own map
+		// keys are left alone: the dots of the whole text are replaced below.
+		scratch, j, err := appendValueHeader(nil, b, h, j, depth, "", true)
 		if err != nil {
 			return dst, j, err
 		}
-		return appendString(dst, scratch), j, nil
+		return appendKeyString(dst, scratch, dots), j, nil
 	}
 	// Numbers, bools, nil and ext: their JSON text needs no escaping.
+	start := len(dst)
 	dst = append(dst, '"')
-	dst, j, err := appendValueHeader(dst, b, h, j, depth, inKey)
-	return append(dst, '"'), j, err
+	dst, j, err := appendValueHeader(dst, b, h, j, depth, "", inKey)
+	dst = append(dst, '"')
+	if dots != "" && bytes.IndexByte(dst[start:], '.') >= 0 {
+		// Only a float has a dot; its text is at most 25 bytes, so this copy stays
+		// on the stack.
+		var buf [32]byte
+		text := append(buf[:0], dst[start+1:len(dst)-1]...)
+		dst = appendKeyString(dst[:start], text, dots)
+	}
+	return dst, j, err
+}
+
+// appendKeyString appends the key s as a quoted JSON string, with each '.' replaced
+// by dots (already escaped) when dots is not empty. A '.' is never part of a
+// multi-byte UTF-8 sequence, so escaping the pieces between dots one by one gives
+// the same text as escaping s whole.
+func appendKeyString(dst, s []byte, dots string) []byte {
+	if dots == "" {
+		return appendString(dst, s)
+	}
+	dst = append(dst, '"')
+	for {
+		i := bytes.IndexByte(s, '.')
+		if i < 0 {
+			break
+		}
+		dst = appendEscaped(dst, s[:i])
+		dst = append(dst, dots...)
+		s = s[i+1:]
+	}
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
 }
 
 // appendFloat appends f as encoding/json does: the shortest text that parses back to

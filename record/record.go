@@ -80,9 +80,28 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Options select what the encoder writes.
 type Options struct {
+	// DataKeys, when it holds a name, keeps only the top-level fields whose key is a
+	// str or bin of one of these names (byte for byte, before ReplaceDots rewrites
+	// them), every occurrence, in the record's order; other fields and keys of other
+	// types are dropped. Empty names are ignored. The time key is still added.
+	// Ignored when LogKey is set (the configuration rejects the pair).
+	DataKeys []string
+
+	// ReplaceDots, when not empty, replaces each '.' in the name of every map key, at
+	// any depth (maps in arrays included), with this text, escaped as JSON on its
+	// own. A key that is not a str or bin is rewritten in its JSON text (1.5 ->
+	// "1_5"). It rewrites the time key's name too, and applies to the maps of a
+	// LogKey value that is sent as JSON. DataKeys and LogKey match the names as they
+	// are in the record, before this. An empty value means off: a configuration
+	// value cannot tell "unset" from "empty", so dots cannot be removed outright.
+	ReplaceDots string
+
 	// TimeKey, when not empty and TimeFormat is not nil, adds the event's time,
-	// formatted by TimeFormat, as the last field under this name; a field of that
-	// name in the record is dropped. Ignored when LogKey is set.
+	// formatted by TimeFormat, as the last field under this name (with ReplaceDots
+	// applied); a record field whose name, as written in the output, is the same is
+	// dropped, so the output never holds that name twice: with ReplaceDots "_" and
+	// TimeKey "event.time", fields "event.time" and "event_time" both give way to
+	// the added "event_time". Ignored when LogKey is set.
 	TimeKey    string
 	TimeFormat *timefmt.Formatter
 
