@@ -7,7 +7,7 @@ LIB         := $(BUILD_DIR)/$(PLUGIN_NAME).so
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './test/*' -not -name '*_test.go') go.mod go.sum
 # Every package but the end-to-end tests; those need the built library.
 UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test)
-BENCH_PKGS  ?= ./record/ ./timefmt/ ./batcher/
+BENCH_PKGS  ?= ./record/ ./timefmt/ ./batcher/ ./kinesis/ ./compress/
 BENCH_TIME  ?= 1s
 
 .PHONY: all build test vet unit e2e bench clean help
