@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/timefmt"
 )
 
@@ -58,6 +60,10 @@ var Keys = []string{
 	"data_keys",
 	"replace_dots",
 	"append_newline",
+	"partition_key",
+	"compression",
+	"aggregation",
+	"simple_aggregation",
 	"max_record_size",
 }
 
@@ -67,6 +73,9 @@ const (
 	DefaultHTTPRequestTimeout = 60 * time.Second
 	DefaultTimeKeyFormat      = "%Y-%m-%dT%H:%M:%S"
 	DefaultAppendNewline      = true
+	DefaultCompression        = compress.None
+	DefaultAggregation        = false
+	DefaultSimpleAggregation  = false
 	DefaultMaxRecordSize      = 1 << 20 // 1 MiB, the Kinesis default record size limit
 )
 
@@ -112,7 +121,17 @@ type Config struct {
 	// cannot be configured to be removed outright.
 	ReplaceDots   string
 	AppendNewline bool
-	MaxRecordSize int // bytes
+	// PartitionKey is the record field whose value is the partition key
+	// (partition_key), compiled; the zero KeyPath means random keys. See
+	// record.KeyPath.Append for the values that give a key.
+	PartitionKey record.KeyPath
+	Compression  compress.Kind // of each Kinesis record's data; compress.None is off
+	// Aggregation packs records as KPL aggregated records (aggregation);
+	// SimpleAggregation joins them into one Kinesis record, as the C plugin's
+	// simple_aggregation. At most one of them is true.
+	Aggregation       bool
+	SimpleAggregation bool
+	MaxRecordSize     int // bytes
 }
 
 // Parse reads and validates every key. Unset keys take their defaults. It
@@ -135,6 +154,10 @@ func Parse(g Getter) (Config, error) {
 		DataKeys:           p.names("data_keys"),
 		ReplaceDots:        p.get("replace_dots"),
 		AppendNewline:      p.boolean("append_newline", DefaultAppendNewline),
+		PartitionKey:       p.keyPath("partition_key"),
+		Compression:        p.compression("compression"),
+		Aggregation:        p.boolean("aggregation", DefaultAggregation),
+		SimpleAggregation:  p.boolean("simple_aggregation", DefaultSimpleAggregation),
 		MaxRecordSize:      p.size("max_record_size", DefaultMaxRecordSize),
 	}
 	c.TimeKeyFormat, c.TimeFormat = p.timeFormat("time_key_format")
@@ -147,6 +170,14 @@ func Parse(g Getter) (Config, error) {
 	if c.DataKeys != nil && c.LogKey != "" {
 		p.fail(errors.New(`config: "data_keys" has no effect with "log_key", which sends only that key's value: remove one of them`))
 	}
+	if c.Aggregation && c.SimpleAggregation {
+		p.fail(errors.New(`config: "aggregation" and "simple_aggregation" are two ways of packing records into one Kinesis record: ` +
+			`pick one (aggregation for consumers that deaggregate KPL records, such as the KCL; simple_aggregation for newline-joined records)`))
+	}
+	if arnRegion, ok := streamARNRegion(c.Stream); ok && isHostLabel(c.Region) && arnRegion != fipsFree(c.Region) {
+		p.fail(fmt.Errorf(`config: "stream" is an ARN in region %q but "region" is %q: Kinesis takes a stream ARN only in its own region, set "region" to %q`,
+			arnRegion, c.Region, arnRegion))
+	}
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, err
 	}
@@ -154,7 +185,8 @@ func Parse(g Getter) (Config, error) {
 }
 
 // String gives the effective configuration, for the log line at Init. Keys
-// that are off are left out; the external ID is never shown.
+// that are off are left out (compression none, aggregation and
+// simple_aggregation false among them); the external ID is never shown.
 func (c Config) String() string {
 	var b strings.Builder
 	add := func(key, value string) {
@@ -190,6 +222,16 @@ func (c Config) String() string {
 	add("data_keys", strings.Join(c.DataKeys, ","))
 	add("replace_dots", c.ReplaceDots)
 	add("append_newline", strconv.FormatBool(c.AppendNewline))
+	add("partition_key", c.PartitionKey.String())
+	if c.Compression != compress.None {
+		add("compression", c.Compression.String())
+	}
+	if c.Aggregation {
+		add("aggregation", "true")
+	}
+	if c.SimpleAggregation {
+		add("simple_aggregation", "true")
+	}
 	add("max_record_size", strconv.Itoa(c.MaxRecordSize))
 	return b.String()
 }
@@ -231,6 +273,31 @@ func (p *parser) names(key string) []string {
 		p.invalid(key, v, "a comma-separated list of top-level key names, such as log,kubernetes")
 	}
 	return names
+}
+
+// keyPath compiles a record field path such as kubernetes->pod_name. An unset
+// or blank value is the zero KeyPath: random partition keys.
+func (p *parser) keyPath(key string) record.KeyPath {
+	v := p.get(key)
+	if v == "" {
+		return record.KeyPath{}
+	}
+	path, err := record.ParseKeyPath(v)
+	if err != nil {
+		p.fail(fmt.Errorf("config: invalid %q value %q: want a top-level key name, or key names joined by -> for nested maps, such as kubernetes->pod_name: %w", key, v, err))
+	}
+	return path
+}
+
+// compression accepts none, gzip, zlib or zstd, in any case.
+func (p *parser) compression(key string) compress.Kind {
+	v := p.get(key)
+	k, err := compress.Parse(v)
+	if err != nil {
+		p.invalid(key, v, "none, gzip, zlib or zstd")
+		return DefaultCompression
+	}
+	return k
 }
 
 func (p *parser) required(key string) string {
@@ -468,7 +535,9 @@ func isStreamName(s string) bool {
 }
 
 // isStreamARN checks the StreamARN pattern of the Kinesis API,
-// arn:aws.*:kinesis:.*:\d{12}:stream/\S+, with a valid stream name.
+// arn:aws.*:kinesis:.*:\d{12}:stream/\S+, with a valid stream name and a
+// region: the SDK resolves the endpoint of an ARN without one to an error
+// ("Invalid ARN: Invalid region").
 func isStreamARN(s string) bool {
 	parts := strings.SplitN(s, ":", 6)
 	if len(parts) != 6 || len(s) > 2048 {
@@ -477,8 +546,25 @@ func isStreamARN(s string) bool {
 	partition, service, region, account, resource := parts[1], parts[2], parts[3], parts[4], parts[5]
 	name, ok := strings.CutPrefix(resource, "stream/")
 	return strings.HasPrefix(partition, "aws") && service == "kinesis" &&
-		(region == "" || isHostLabel(region)) && len(account) == 12 && isDigits(account) &&
+		isHostLabel(region) && len(account) == 12 && isDigits(account) &&
 		ok && isStreamName(name)
+}
+
+// streamARNRegion returns the region of a valid stream ARN.
+func streamARNRegion(s string) (string, bool) {
+	if !strings.HasPrefix(s, "arn:") || !isStreamARN(s) {
+		return "", false
+	}
+	return strings.SplitN(s, ":", 6)[3], true
+}
+
+// fipsFree is region without the FIPS markers the AWS SDK removes from a
+// region name before it resolves an endpoint (fips-us-east-1, us-east-1-fips,
+// us-gov-fips-west-1), so that it compares with the region of an ARN.
+func fipsFree(region string) string {
+	region = strings.ReplaceAll(region, "-fips-", "-")
+	region = strings.ReplaceAll(region, "fips-", "")
+	return strings.ReplaceAll(region, "-fips", "")
 }
 
 func isExternalID(s string) bool {

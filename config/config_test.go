@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/timefmt"
 )
 
@@ -66,8 +68,12 @@ func TestParseValid(t *testing.T) {
 		{"stream name of 128", with("stream", strings.Repeat("s", 128)), func(c Config) any { return c.Stream }, strings.Repeat("s", 128)},
 		{"stream ARN", with("stream", "arn:aws:kinesis:us-east-1:123456789012:stream/logs"),
 			func(c Config) any { return c.Stream }, "arn:aws:kinesis:us-east-1:123456789012:stream/logs"},
-		{"stream ARN in China", with("stream", "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/a.b"),
+		{"stream ARN in China", with("region", "cn-north-1", "stream", "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/a.b"),
 			func(c Config) any { return c.Stream }, "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/a.b"},
+		{"stream ARN with a FIPS region", with("region", "fips-us-gov-west-1", "stream", "arn:aws-us-gov:kinesis:us-gov-west-1:123456789012:stream/s"),
+			func(c Config) any { return c.Stream }, "arn:aws-us-gov:kinesis:us-gov-west-1:123456789012:stream/s"},
+		{"stream ARN with a -fips region", with("region", "us-east-1-fips", "stream", "arn:aws:kinesis:us-east-1:123456789012:stream/s"),
+			func(c Config) any { return c.Region }, "us-east-1-fips"},
 		{"endpoint https", with("endpoint", "https://kinesis.example.com"), func(c Config) any { return c.Endpoint }, "https://kinesis.example.com"},
 		{"endpoint http with port", with("endpoint", "http://127.0.0.1:4567"), func(c Config) any { return c.Endpoint }, "http://127.0.0.1:4567"},
 		{"endpoint trailing slash", with("endpoint", "https://kinesis.example.com/"), func(c Config) any { return c.Endpoint }, "https://kinesis.example.com"},
@@ -117,6 +123,30 @@ func TestParseValid(t *testing.T) {
 			func(c Config) any { return c.ReplaceDots + c.LogKey }, "-log"},
 		{"append_newline off", with("append_newline", "off"), func(c Config) any { return c.AppendNewline }, false},
 		{"append_newline yes", with("append_newline", "Yes"), func(c Config) any { return c.AppendNewline }, true},
+		{"partition_key top level", with("partition_key", "pod"), func(c Config) any { return c.PartitionKey.String() }, "pod"},
+		{"partition_key nested", with("partition_key", "kubernetes->pod_name"),
+			func(c Config) any { return c.PartitionKey.String() }, "kubernetes->pod_name"},
+		{"partition_key spaces trimmed", with("partition_key", "  kubernetes ->  labels-> app name  "),
+			func(c Config) any { return c.PartitionKey.String() }, "kubernetes->labels->app name"},
+		{"partition_key compiled", with("partition_key", "a -> b"), func(c Config) any {
+			key, ok := c.PartitionKey.Append(nil, []byte{0x81, 0xa1, 'a', 0x81, 0xa1, 'b', 0xa2, 'p', '1'}) // {"a":{"b":"p1"}}
+			return fmt.Sprintf("%s %v", key, ok)
+		}, "p1 true"},
+		{"partition_key blank is random", with("partition_key", "  "), func(c Config) any { return c.PartitionKey.IsZero() }, true},
+		{"compression none", with("compression", "none"), func(c Config) any { return c.Compression }, compress.None},
+		{"compression gzip", with("compression", "gzip"), func(c Config) any { return c.Compression }, compress.Gzip},
+		{"compression zlib", with("compression", " zlib "), func(c Config) any { return c.Compression }, compress.Zlib},
+		{"compression zstd upper case", with("compression", "ZSTD"), func(c Config) any { return c.Compression }, compress.Zstd},
+		{"compression blank is none", with("compression", " "), func(c Config) any { return c.Compression }, compress.None},
+		{"aggregation on", with("aggregation", "on"), func(c Config) any { return fmt.Sprint(c.Aggregation, c.SimpleAggregation) }, "true false"},
+		{"aggregation false", with("aggregation", "false"), func(c Config) any { return c.Aggregation }, false},
+		{"simple_aggregation true", with("simple_aggregation", "true"),
+			func(c Config) any { return fmt.Sprint(c.Aggregation, c.SimpleAggregation) }, "false true"},
+		{"simple_aggregation no", with("simple_aggregation", "no"), func(c Config) any { return c.SimpleAggregation }, false},
+		{"aggregation on, simple_aggregation off", with("aggregation", "yes", "simple_aggregation", "off"),
+			func(c Config) any { return fmt.Sprint(c.Aggregation, c.SimpleAggregation) }, "true false"},
+		{"aggregation with compression and partition_key", with("aggregation", "true", "compression", "zstd", "partition_key", "a"),
+			func(c Config) any { return fmt.Sprint(c.Aggregation, c.Compression, c.PartitionKey) }, "true zstd a"},
 		{"max_record_size 1M", with("max_record_size", "1M"), func(c Config) any { return c.MaxRecordSize }, 1 << 20},
 		{"max_record_size 5MB", with("max_record_size", "5MB"), func(c Config) any { return c.MaxRecordSize }, 5 << 20},
 		{"max_record_size 10m", with("max_record_size", "10m"), func(c Config) any { return c.MaxRecordSize }, 10 << 20},
@@ -158,6 +188,7 @@ func TestParseInvalid(t *testing.T) {
 		wantDuration = `want a positive duration such as 60s, 1m30s or 500ms, or a whole number of seconds`
 		wantSize     = `want a size from 1M to 10M (1048576 to 10485760 bytes), such as 1M, 5MB or 2097152`
 		wantRole     = `want an IAM role ARN such as arn:aws:iam::123456789012:role/name`
+		wantKeyPath  = `want a top-level key name, or key names joined by -> for nested maps, such as kubernetes->pod_name`
 	)
 	bad := func(key, value, want string) string {
 		return fmt.Sprintf("config: invalid %q value %q: %s", key, value, want)
@@ -190,6 +221,12 @@ func TestParseInvalid(t *testing.T) {
 			bad("stream", "arn:aws:kinesis:us-east-1:123456789012:stream/a b", wantARN)},
 		{"stream ARN bad partition", with("stream", "arn:gcp:kinesis:us-east-1:123456789012:stream/x"),
 			bad("stream", "arn:gcp:kinesis:us-east-1:123456789012:stream/x", wantARN)},
+		{"stream ARN without a region", with("stream", "arn:aws:kinesis::123456789012:stream/x"),
+			bad("stream", "arn:aws:kinesis::123456789012:stream/x", wantARN)},
+		{"stream ARN of another region", with("stream", "arn:aws:kinesis:eu-west-1:123456789012:stream/x"),
+			`config: "stream" is an ARN in region "eu-west-1" but "region" is "us-east-1": Kinesis takes a stream ARN only in its own region, set "region" to "eu-west-1"`},
+		{"stream ARN of another partition", with("stream", "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/x"),
+			`config: "stream" is an ARN in region "cn-north-1" but "region" is "us-east-1": Kinesis takes a stream ARN only in its own region, set "region" to "cn-north-1"`},
 		{"endpoint bad scheme", with("endpoint", "ftp://host"), bad("endpoint", "ftp://host", wantEndpoint)},
 		{"endpoint no host", with("endpoint", "https://"), bad("endpoint", "https://", wantEndpoint)},
 		{"endpoint only port", with("endpoint", ":4567"), bad("endpoint", ":4567", wantEndpoint)},
@@ -245,6 +282,22 @@ func TestParseInvalid(t *testing.T) {
 			bad("data_keys", ",,,", "want a comma-separated list of top-level key names, such as log,kubernetes")},
 		{"data_keys with log_key", with("data_keys", "log,stream", "log_key", "log"),
 			`config: "data_keys" has no effect with "log_key", which sends only that key's value: remove one of them`},
+		{"partition_key trailing arrow", with("partition_key", "a->"),
+			bad("partition_key", "a->", wantKeyPath+": record: malformed key path: key 2 of 2 is empty")},
+		{"partition_key leading arrow", with("partition_key", "->b"),
+			bad("partition_key", "->b", wantKeyPath+": record: malformed key path: key 1 of 2 is empty")},
+		{"partition_key empty middle", with("partition_key", "a->->b"),
+			bad("partition_key", "a->->b", wantKeyPath+": record: malformed key path: key 2 of 3 is empty")},
+		{"partition_key blank middle", with("partition_key", "a ->  -> b"),
+			bad("partition_key", "a ->  -> b", wantKeyPath+": record: malformed key path: key 2 of 3 is empty")},
+		{"partition_key arrow only", with("partition_key", " -> "),
+			bad("partition_key", "->", wantKeyPath+": record: malformed key path: key 1 of 2 is empty")},
+		{"compression lz4", with("compression", "lz4"), `config: invalid "compression" value "lz4": want none, gzip, zlib or zstd`},
+		{"compression snappy", with("compression", " Snappy "), `config: invalid "compression" value "Snappy": want none, gzip, zlib or zstd`},
+		{"compression off", with("compression", "off"), `config: invalid "compression" value "off": want none, gzip, zlib or zstd`},
+		{"aggregation 1", with("aggregation", "1"), bad("aggregation", "1", wantBool)},
+		{"simple_aggregation word", with("simple_aggregation", "kpl"), bad("simple_aggregation", "kpl", wantBool)},
+		{"aggregation and simple_aggregation", with("aggregation", "on", "simple_aggregation", "true"), wantBothAggregations},
 		{"max_record_size too small", with("max_record_size", "512K"), bad("max_record_size", "512K", wantSize)},
 		{"max_record_size one byte short", with("max_record_size", "1048575"), bad("max_record_size", "1048575", wantSize)},
 		{"max_record_size one byte over", with("max_record_size", "10485761"), bad("max_record_size", "10485761", wantSize)},
@@ -277,8 +330,22 @@ func TestParseInvalid(t *testing.T) {
 	}
 }
 
+const wantBothAggregations = `config: "aggregation" and "simple_aggregation" are two ways of packing records into one Kinesis record: ` +
+	`pick one (aggregation for consumers that deaggregate KPL records, such as the KCL; simple_aggregation for newline-joined records)`
+
+// TestParseKeyPathError checks that a bad partition_key's error wraps
+// record.ErrKeyPath.
+func TestParseKeyPathError(t *testing.T) {
+	t.Parallel()
+	_, err := Parse(with("partition_key", "a->->b"))
+	if !errors.Is(err, record.ErrKeyPath) {
+		t.Errorf("error %v does not wrap record.ErrKeyPath", err)
+	}
+}
+
 // TestParseReportsEveryProblem checks that several bad keys give one error
-// naming each of them.
+// naming each of them. A key with a bad value takes its default, so the bad
+// aggregation does not also conflict with simple_aggregation.
 func TestParseReportsEveryProblem(t *testing.T) {
 	t.Parallel()
 	_, err := Parse(MapGetter{
@@ -290,6 +357,10 @@ func TestParseReportsEveryProblem(t *testing.T) {
 		"max_record_size":      "20M",
 		"external_id":          "s3cr3t-value",
 		"data_keys":            ",",
+		"partition_key":        "a->",
+		"compression":          "lz4",
+		"aggregation":          "maybe",
+		"simple_aggregation":   "on",
 	})
 	if err == nil {
 		t.Fatal("Parse succeeded, want an error")
@@ -305,13 +376,16 @@ func TestParseReportsEveryProblem(t *testing.T) {
 		`invalid "max_record_size" value "20M"`,
 		`"external_id" needs "role_arn"`,
 		`invalid "data_keys" value ","`,
+		`invalid "partition_key" value "a->"`,
+		`config: invalid "compression" value "lz4": want none, gzip, zlib or zstd`,
+		`invalid "aggregation" value "maybe"`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not say %s:\n%s", want, msg)
 		}
 	}
-	if n := strings.Count(msg, "\n") + 1; n != 9 {
-		t.Errorf("error has %d lines, want 9:\n%s", n, msg)
+	if n := strings.Count(msg, "\n") + 1; n != 12 {
+		t.Errorf("error has %d lines, want 12:\n%s", n, msg)
 	}
 	if strings.Contains(msg, "s3cr3t") {
 		t.Errorf("error shows the external ID:\n%s", msg)
@@ -337,10 +411,17 @@ func TestString(t *testing.T) {
 			"profile": "prod", "auto_retry_requests": "off", "http_request_timeout": "90",
 			"time_key": "ts", "time_key_format": "%Y %3N", "append_newline": "no", "max_record_size": "5M",
 			"data_keys": " log, kubernetes ", "replace_dots": "_",
+			"partition_key": " kubernetes -> pod_name ", "compression": "GZIP", "simple_aggregation": "on", "aggregation": "off",
 		}, "region=eu-west-1 stream=arn:aws:kinesis:eu-west-1:123456789012:stream/s endpoint=https://localhost:4567 " +
 			"sts_endpoint=http://sts:80 role_arn=arn:aws:iam::123456789012:role/r external_id=(set) profile=prod " +
 			"auto_retry_requests=false http_request_timeout=1m30s time_key=ts time_key_format=\"%Y %3N\" " +
-			"data_keys=log,kubernetes replace_dots=_ append_newline=false max_record_size=5242880"},
+			"data_keys=log,kubernetes replace_dots=_ append_newline=false partition_key=kubernetes->pod_name " +
+			"compression=gzip simple_aggregation=true max_record_size=5242880"},
+		{"aggregation, compression none", with("aggregation", "yes", "compression", "none"),
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true aggregation=true max_record_size=1048576"},
+		{"partition_key with a space", with("partition_key", "kubernetes->pod name", "compression", "zstd"),
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true " +
+				`partition_key="kubernetes->pod name" compression=zstd max_record_size=1048576`},
 		{"data_keys with a space, replace_dots with a quote", with("data_keys", "a b,c", "replace_dots", `"`),
 			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s data_keys=\"a b,c\" " +
 				`replace_dots="\"" append_newline=true max_record_size=1048576`},
@@ -409,16 +490,20 @@ func TestMapGetter(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add("us-east-1", "logs", "http://127.0.0.1:4567", "60", "1M", "%Y %3N", "on", "", "", "", "")
-	f.Add("", "arn:aws:kinesis:us-east-1:123456789012:stream/s", "[::1]:1", "1m", "10MiB", "%", "x", "ts", "log", "log", "_")
-	f.Add("a", "arn:", "https://u:p@h?#", "-1", "99999999999999999999K", "%-", "", "", "", " a ,, b,", " ")
-	f.Fuzz(func(t *testing.T, region, stream, endpoint, timeout, size, format, boolean, timeKey, logKey, dataKeys, dots string) {
+	f.Add("us-east-1", "logs", "http://127.0.0.1:4567", "60", "1M", "%Y %3N", "on", "", "", "", "", "", "", "", "")
+	f.Add("", "arn:aws:kinesis:us-east-1:123456789012:stream/s", "[::1]:1", "1m", "10MiB", "%", "x", "ts", "log", "log", "_",
+		"a->b", "gzip", "on", "off")
+	f.Add("a", "arn:", "https://u:p@h?#", "-1", "99999999999999999999K", "%-", "", "", "", " a ,, b,", " ", "a->->b", "lz4", "on", "on")
+	f.Add("us-east-1-fips", "arn:aws:kinesis:us-east-1:123456789012:stream/s", "", "", "", "", "", "", "", "", "", " -> ", "ZSTD", "", "yes")
+	f.Fuzz(func(t *testing.T, region, stream, endpoint, timeout, size, format, boolean, timeKey, logKey, dataKeys, dots,
+		partitionKey, compression, aggregation, simpleAggregation string) {
 		g := MapGetter{
 			"region": region, "stream": stream, "endpoint": endpoint, "sts_endpoint": endpoint,
 			"http_request_timeout": timeout, "max_record_size": size, "time_key_format": format,
 			"auto_retry_requests": boolean, "append_newline": boolean,
 			"time_key": timeKey, "log_key": logKey, "role_arn": "arn:" + region, "external_id": stream,
-			"data_keys": dataKeys, "replace_dots": dots,
+			"data_keys": dataKeys, "replace_dots": dots, "partition_key": partitionKey, "compression": compression,
+			"aggregation": aggregation, "simple_aggregation": simpleAggregation,
 		}
 		c, err := Parse(g)
 		if err != nil {
@@ -447,6 +532,26 @@ func FuzzParse(f *testing.F) {
 		}
 		if c.DataKeys != nil && c.LogKey != "" {
 			t.Fatalf("Parse accepted data_keys %q with log_key %q", dataKeys, logKey)
+		}
+		if c.Aggregation && c.SimpleAggregation {
+			t.Fatalf("Parse accepted aggregation %q with simple_aggregation %q", aggregation, simpleAggregation)
+		}
+		if c.Compression.String() != strings.ToLower(strings.TrimSpace(compression)) &&
+			(c.Compression != compress.None || strings.TrimSpace(compression) != "") {
+			t.Fatalf("compression %q gives %v", compression, c.Compression)
+		}
+		if strings.TrimSpace(partitionKey) == "" != c.PartitionKey.IsZero() {
+			t.Fatalf("partition_key %q gives %q", partitionKey, c.PartitionKey)
+		}
+		if !c.PartitionKey.IsZero() {
+			for _, name := range strings.Split(c.PartitionKey.String(), "->") {
+				if name == "" || name != strings.TrimSpace(name) {
+					t.Fatalf("partition_key %q gives the name %q", partitionKey, name)
+				}
+			}
+		}
+		if arnRegion, ok := streamARNRegion(c.Stream); ok && arnRegion != fipsFree(c.Region) {
+			t.Fatalf("Parse accepted stream %q with region %q", c.Stream, c.Region)
 		}
 		_ = c.String()
 		_ = c.TimeFormat.Append(nil, 0, 0)

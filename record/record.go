@@ -1,10 +1,11 @@
 // Package record owns the bytes of a Fluent Bit chunk: decoding its msgpack events
-// (Decoder) and encoding one event into the data of one Kinesis record (Encoder):
-// JSON of the record map, time_key, log_key and the trailing newline.
+// (Decoder), encoding one event into the data of one Kinesis record (Encoder):
+// JSON of the record map, time_key, log_key and the trailing newline, and finding
+// the partition key field of a record (KeyPath).
 //
-// It works on the chunk in place: Event.Body aliases the chunk, and the encoder
-// appends into a buffer the caller reuses, so decoding and encoding an event do not
-// allocate. It does not batch, compress, or know about Fluent Bit's return codes.
+// It works on the chunk in place: Event.Body aliases the chunk, and the encoder and
+// the key lookup append into buffers the caller reuses, so decoding and encoding an
+// event and finding its key do not allocate. It does not batch, compress, or know about Fluent Bit's return codes.
 //
 // Errors are split by what the caller can do about them:
 //   - The Decoder stops, with a *DecodeError, only at what it cannot step over: bytes
