@@ -15,8 +15,12 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
-// drainTimeout bounds how long exit waits for in-flight flushes.
-const drainTimeout = 2 * time.Minute
+// drainTimeout bounds how long exit waits for in-flight flushes; past it, their context is
+// cancelled (they stop sending and return FLB_RETRY) and exit waits cancelGrace more at most.
+const (
+	drainTimeout = 2 * time.Minute
+	cancelGrace  = 10 * time.Second
+)
 
 // outcome is what a flush means for the chunk; plugin.go maps it to FLB codes.
 type outcome int
@@ -24,7 +28,7 @@ type outcome int
 const (
 	outcomeDelivered outcome = iota // every record accepted or deliberately skipped
 	outcomeRetry                    // some records not accepted: Fluent Bit should flush it again
-	outcomeDrop                     // the chunk can never be delivered: Fluent Bit drops it
+	outcomeDrop                     // the chunk can never be fully delivered: Fluent Bit drops it
 )
 
 // instance is one [OUTPUT] section of the plugin.
@@ -33,6 +37,9 @@ type instance struct {
 	log    *slog.Logger
 	client *kinesis.Client
 	pool   *batcher.Pool
+	// ctx is every flush's context, cancelled only when exit has waited drainTimeout for them.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	closeOnce sync.Once
 }
@@ -67,29 +74,37 @@ func newInstance(g config.Getter, name string) (*instance, error) {
 			TimeKey:       cfg.TimeKey,
 			TimeFormat:    cfg.TimeFormat,
 			LogKey:        cfg.LogKey,
+			DataKeys:      cfg.DataKeys,
+			ReplaceDots:   cfg.ReplaceDots,
 			AppendNewline: cfg.AppendNewline,
 		},
 		Logger: log,
 	})
 	log.Info("initialized: " + cfg.String())
-	return &instance{name: name, log: log, client: client, pool: pool}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &instance{name: name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel}, nil
 }
 
 // flush sends one chunk and says what Fluent Bit should do with it.
 func (i *instance) flush(chunk []byte, tag string) outcome {
-	_, err := i.pool.Flush(context.Background(), chunk, tag)
+	_, err := i.pool.Flush(i.ctx, chunk, tag)
 	return i.outcome(err, tag)
 }
 
 // outcome classifies a flush error. Undeliverable data is dropped; anything
-// that a later attempt may fix (throttling, network, credentials) is retried.
+// that a later attempt may fix (throttling, network, credentials, a missing
+// stream) is retried, and the retry sends only what was not delivered.
 func (i *instance) outcome(err error, tag string) outcome {
 	switch {
 	case err == nil:
 		return outcomeDelivered
 	case errors.Is(err, batcher.ErrNotDelivered):
-		// The batcher has already logged the failure counts.
+		// The batcher has already logged the failure counts (rate-limited).
 		return outcomeRetry
+	case errors.Is(err, batcher.ErrRejected):
+		// Kinesis refused a request as invalid: our bug, which a retry would repeat. The
+		// batcher has logged the request's shape.
+		return outcomeDrop
 	case errors.Is(err, batcher.ErrBadChunk):
 		i.log.Error(fmt.Sprintf("tag %q: %v: the readable records were delivered, the chunk is dropped", tag, err))
 		return outcomeDrop
@@ -99,15 +114,24 @@ func (i *instance) outcome(err error, tag string) outcome {
 	}
 }
 
-// close drains in-flight flushes, closes connections and logs a summary. It
-// is safe to call more than once.
+// close drains in-flight flushes (their resends included), closes
+// connections and logs one summary line. Flushes still running after
+// drainTimeout are cancelled: they stop sending and report their records as
+// not delivered. It is safe to call more than once.
 func (i *instance) close() {
 	i.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		defer cancel()
 		if err := i.pool.Close(ctx); err != nil {
-			i.log.Warn("exit: " + err.Error())
+			i.log.Warn(fmt.Sprintf("exit: %v after %v: cancelling them", err, drainTimeout))
+			i.cancel()
+			grace, cancelGraceCtx := context.WithTimeout(context.Background(), cancelGrace)
+			defer cancelGraceCtx()
+			if err := i.pool.Close(grace); err != nil {
+				i.log.Error("exit: " + err.Error())
+			}
 		}
+		i.cancel()
 		i.client.Close()
 		i.log.Info("exit: " + i.pool.Stats().String())
 	})

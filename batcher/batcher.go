@@ -1,12 +1,33 @@
-// Package batcher turns a Fluent Bit chunk into PutRecords requests: it decodes and encodes the
-// chunk's events (package record), packs the encoded records into requests under the PutRecords
-// limits, sends them in order through a Putter, and reports which records Kinesis accepted. A Pool
-// gives each concurrent flush its own batcher, so that Fluent Bit's workers can flush in parallel.
+// Package batcher turns a Fluent Bit chunk into PutRecords requests and sees them delivered: it
+// decodes and encodes the chunk's events (package record), packs the encoded records into requests
+// under the PutRecords limits, sends them through a Putter, resends only the entries Kinesis did
+// not accept (matched by index) with a bounded jittered backoff (Retry), and remembers in a Ledger
+// which records of a chunk it will be flushed again were accepted, so that the next flush sends
+// only the rest. A Pool gives each concurrent flush its own batcher, so that Fluent Bit's workers
+// can flush in parallel.
+//
+// # Delivery
+//
+// A flush returns nil only when Kinesis accepted every record of the chunk, or the record was
+// skipped on purpose (larger than the maximum record size, without the log_key). Otherwise:
+//
+//   - ErrNotDelivered (a *DeliveryError): some records are still not accepted after the in-flush
+//     resends; the Ledger remembers the others, and the chunk should be flushed again.
+//   - ErrRejected: Kinesis refused a request as invalid (ValidationException...), which is a bug of
+//     ours and will not change; the other records were delivered.
+//   - ErrBadChunk: the chunk cannot be decoded, or some of its records cannot be encoded; the others
+//     were delivered.
+//
+// A record Kinesis accepted is never sent again, neither within a flush nor, through the ledger, by
+// a later flush of the same chunk. Duplicates can come from one place only: a request whose outcome
+// is unknown. When a request fails as a whole after it may have reached Kinesis (a timeout, a
+// connection reset or closed while waiting for the answer, a 5xx, an answer that does not match the
+// request), Kinesis may or may not have stored its records, and PutRecords has no idempotency key:
+// they are sent again, so each may be stored twice. The one other case is a chunk the Ledger had to
+// forget (see Ledger), which is sent whole if flushed again.
 //
 // It does not know about cgo or Fluent Bit's return codes (package main maps its errors), nor about
-// the AWS SDK (package kinesis). Resending failed entries with backoff and the per-chunk ledger
-// belong here too but are not implemented yet: a flush with failures reports ErrNotDelivered and
-// the whole chunk is retried by Fluent Bit.
+// the AWS SDK (package kinesis).
 package batcher
 
 import (
@@ -19,6 +40,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
@@ -33,30 +55,40 @@ type Putter interface {
 var _ Putter = (*kinesis.Client)(nil)
 
 var (
-	// ErrBadChunk: the chunk (or its tail) could not be decoded; retrying cannot help.
+	// ErrBadChunk: the chunk (or its tail) could not be decoded, or some of its records could not
+	// be encoded; retrying cannot help.
 	ErrBadChunk = errors.New("batcher: chunk cannot be decoded")
-	// ErrNotDelivered: some records were not accepted by Kinesis; the chunk should be retried.
-	// The error returned is a *DeliveryError.
+	// ErrNotDelivered: some records were not accepted by Kinesis; the chunk should be flushed
+	// again, and the next flush sends only those. The error returned is a *DeliveryError.
 	ErrNotDelivered = errors.New("batcher: records not delivered")
+	// ErrRejected: Kinesis refused some requests as invalid (ValidationException,
+	// InvalidArgumentException...), so their records will never be accepted: a bug of ours. The
+	// flush's other records were delivered. The error also wraps the request's error.
+	ErrRejected = errors.New("batcher: records rejected by kinesis")
 	// ErrClosed: Flush was called after Close.
 	ErrClosed = errors.New("batcher: pool is closed")
 )
 
 // DeliveryError says how many records of a flush Kinesis did not accept, and why. It matches
 // ErrNotDelivered with errors.Is, and unwraps to the first request error, if any (so that
-// kinesis.IsRetryable can classify it).
+// kinesis.Classify can classify it).
 type DeliveryError struct {
-	Failed int    // records not accepted
-	Total  int    // records sent (accepted or not); skipped records are not counted
-	Code   string // the first entry's error code, e.g. ProvisionedThroughputExceededException
-	Err    error  // the first request error, when a whole request failed
+	Failed   int    // records not accepted at the end of the flush
+	Total    int    // records the flush had to deliver: not skipped, not delivered by an earlier flush
+	Attempts int    // passes the flush made (1 when nothing was resent)
+	Code     string // the first failure's error code, e.g. ProvisionedThroughputExceededException
+	// Class is why the flush stopped resending: kinesis.ClassRetryable when its attempts or its
+	// time ran out, otherwise the class of the error that made it stop (credentials, not found,
+	// canceled).
+	Class kinesis.ErrorClass
+	Err   error // the first request error, when a whole request failed
 	// DecodeErr is set when the chunk also failed to decode after some events: the good events
 	// were sent, and the error surfaces as ErrBadChunk on the retry, once the rest is delivered.
 	DecodeErr error
 }
 
 func (e *DeliveryError) Error() string {
-	msg := fmt.Sprintf("batcher: %d of %d records not delivered: %s", e.Failed, e.Total, e.reason())
+	msg := fmt.Sprintf("batcher: %d of %d records not delivered after %d attempts: %s", e.Failed, e.Total, e.Attempts, e.reason())
 	if e.DecodeErr != nil {
 		msg += "; the chunk's tail cannot be decoded: " + e.DecodeErr.Error()
 	}
@@ -65,12 +97,12 @@ func (e *DeliveryError) Error() string {
 
 func (e *DeliveryError) reason() string {
 	switch {
-	case e.Code != "" && e.Err != nil:
+	case e.Code != "" && e.Err != nil && e.Code != kinesis.ErrorCode(e.Err):
 		return e.Code + "; " + e.Err.Error()
-	case e.Code != "":
-		return e.Code
 	case e.Err != nil:
 		return e.Err.Error()
+	case e.Code != "":
+		return e.Code
 	}
 	return "unknown"
 }
@@ -81,6 +113,10 @@ func (e *DeliveryError) Is(target error) bool { return target == ErrNotDelivered
 // Unwrap returns the first request error.
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
+// DefaultLogInterval is the least time between two lines about failed flushes of one pool (one for
+// warnings, one for errors); the lines held back are counted in the next one.
+const DefaultLogInterval = time.Second
+
 // Options configure a Pool.
 type Options struct {
 	// MaxRecordSize is the stream's maximum record size (data + partition key); a larger record is
@@ -88,42 +124,65 @@ type Options struct {
 	MaxRecordSize int
 	Record        record.Options
 	Logger        *slog.Logger // nil discards
+	// Retry is the in-flush retry policy; its unset fields take DefaultRetry's.
+	Retry Retry
+	// Ledger remembers partly delivered chunks; nil means NewLedger(0, 0).
+	Ledger *Ledger
+	// LogInterval rate-limits the lines about failed flushes; 0 means DefaultLogInterval, a
+	// negative value no limit.
+	LogInterval time.Duration
 }
 
-// Result counts what one flush did. Records = Accepted + Failed + Skipped.
+// Result counts what one flush did.
+// Records = Accepted + Failed + Rejected + Skipped + Earlier.
 type Result struct {
 	Records  int // events decoded
-	Accepted int // accepted by Kinesis
-	Failed   int // not accepted
-	Skipped  int // deliberately skipped (oversize, missing log_key, not a map)
+	Accepted int // accepted by Kinesis in this flush
+	Failed   int // not accepted at the end of the flush, to be sent by the next flush of the chunk
+	Rejected int // refused by Kinesis as invalid requests: never accepted
+	Skipped  int // deliberately skipped (oversize, missing log_key), or not encodable (not a map)
+	Earlier  int // delivered (or skipped) by an earlier flush of the same chunk: not sent again
 }
 
 // Stats are a pool's totals since NewPool, for the summary line at exit.
 type Stats struct {
 	Flushes         int64 // calls to Flush
+	NotDelivered    int64 // flushes that ended with ErrNotDelivered (the chunk is flushed again)
 	Records         int64 // events decoded
 	Requests        int64 // PutRecords requests sent
 	RequestErrors   int64 // requests that failed as a whole
-	RecordsSent     int64 // records in the requests sent
+	RecordsSent     int64 // records in the requests sent, resends included
 	BytesSent       int64 // their size (data + partition key)
 	Accepted        int64 // records accepted by Kinesis
-	Failed          int64 // records not accepted
+	Failed          int64 // records not accepted at the end of their flush (sent by a later flush)
+	Throttled       int64 // record sends refused for throttling (each attempt counts)
+	Resent          int64 // records sent again within a flush
+	Rejected        int64 // records in requests Kinesis refused as invalid
 	SkippedOversize int64 // records larger than MaxRecordSize
 	SkippedNoLogKey int64 // records without the log_key
 	SkippedInvalid  int64 // records the encoder rejected (e.g. not a map)
+	SkippedEarlier  int64 // records an earlier flush of the same chunk delivered (the ledger)
+	LedgerChunks    int64 // chunks the ledger holds now
+	LedgerEvicted   int64 // chunks the ledger forgot to stay within its bounds
 }
 
 // String is the summary line of the totals, e.g. for the exit log.
 func (s Stats) String() string {
-	return fmt.Sprintf("%d flushes, %d records: %d accepted, %d failed, %d skipped "+
-		"(%d oversize, %d without log_key, %d invalid); %d requests (%d failed) sent %d records, %d bytes",
-		s.Flushes, s.Records, s.Accepted, s.Failed, s.SkippedOversize+s.SkippedNoLogKey+s.SkippedInvalid,
-		s.SkippedOversize, s.SkippedNoLogKey, s.SkippedInvalid, s.Requests, s.RequestErrors, s.RecordsSent, s.BytesSent)
+	return fmt.Sprintf("%d flushes (%d to be retried), %d records: %d accepted, %d not delivered, %d rejected, "+
+		"%d skipped (%d oversize, %d without log_key, %d invalid, %d delivered by an earlier flush); "+
+		"%d requests (%d failed) sent %d records, %d bytes; %d throttled, %d resent; "+
+		"ledger: %d chunks held, %d forgotten",
+		s.Flushes, s.NotDelivered, s.Records, s.Accepted, s.Failed, s.Rejected,
+		s.SkippedOversize+s.SkippedNoLogKey+s.SkippedInvalid+s.SkippedEarlier,
+		s.SkippedOversize, s.SkippedNoLogKey, s.SkippedInvalid, s.SkippedEarlier,
+		s.Requests, s.RequestErrors, s.RecordsSent, s.BytesSent, s.Throttled, s.Resent,
+		s.LedgerChunks, s.LedgerEvicted)
 }
 
 type counters struct {
-	flushes, records, requests, requestErrors, recordsSent, bytesSent, accepted, failed,
-	skippedOversize, skippedNoLogKey, skippedInvalid atomic.Int64
+	flushes, notDelivered, records, requests, requestErrors, recordsSent, bytesSent, accepted,
+	failed, throttled, resent, rejected, skippedOversize, skippedNoLogKey, skippedInvalid,
+	skippedEarlier atomic.Int64
 }
 
 // Pool hands each concurrent flush its own batcher. It is safe for concurrent use.
@@ -132,6 +191,10 @@ type Pool struct {
 	recordOpts    record.Options
 	maxRecordSize int
 	log           *slog.Logger
+	retry         Retry
+	ledger        *Ledger
+	warnLimit     logLimiter // lines about flushes with failures
+	errorLimit    logLimiter // lines about credentials, missing streams, rejected requests
 
 	mu       sync.Mutex
 	free     []*batcher // idle batchers, reused to keep their buffers
@@ -152,16 +215,36 @@ func NewPool(p Putter, o Options) *Pool {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Pool{putter: p, recordOpts: o.Record, maxRecordSize: max, log: log}
+	ledger := o.Ledger
+	if ledger == nil {
+		ledger = NewLedger(0, 0)
+	}
+	every := o.LogInterval
+	if every == 0 {
+		every = DefaultLogInterval
+	}
+	return &Pool{
+		putter:        p,
+		recordOpts:    o.Record,
+		maxRecordSize: max,
+		log:           log,
+		retry:         o.Retry.withDefaults(),
+		ledger:        ledger,
+		warnLimit:     logLimiter{every: every},
+		errorLimit:    logLimiter{every: every},
+	}
 }
 
-// Flush decodes, encodes, batches and sends chunk, and returns once every request is answered.
+// Flush decodes, encodes, batches and sends chunk, resends what Kinesis did not accept, and
+// returns once every request is answered. chunk is only read during the call.
 //
-// The error is nil when every record was accepted or deliberately skipped. Otherwise it is a
-// *DeliveryError (errors.Is ErrNotDelivered) when some records were not accepted, an error wrapping
-// ErrBadChunk (and the decoder's error) when the chunk could not be decoded to its end, or ErrClosed.
-// When both delivery and decoding failed, ErrNotDelivered wins: a retry may still deliver the good
-// records, and the decoding error surfaces then (DeliveryError.DecodeErr keeps it meanwhile).
+// The error is nil when every record was accepted or deliberately skipped, now or by an earlier
+// flush of the same chunk and tag. Otherwise it is a *DeliveryError (errors.Is ErrNotDelivered)
+// when some records are still not accepted, an error wrapping ErrRejected when Kinesis refused
+// some requests as invalid, an error wrapping ErrBadChunk (and the decoder's or encoder's error)
+// when the chunk could not be decoded to its end, or ErrClosed. ErrNotDelivered wins over the
+// others, and ErrRejected over ErrBadChunk: a retry may still deliver the good records, and the
+// other errors surface then (DeliveryError.DecodeErr keeps a decoding error meanwhile).
 func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, error) {
 	b, err := p.acquire()
 	if err != nil {
@@ -169,7 +252,17 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 	}
 	defer p.release(b)
 
-	b.begin(tag)
+	// Hash only when needed: to look the chunk up in a ledger that is not empty, or (below) to
+	// remember a chunk that was not fully delivered.
+	var key ChunkKey
+	hashed := false
+	var earlier Bitset
+	if p.ledger.Len() > 0 {
+		key, hashed = KeyOf(chunk, tag), true
+		earlier, _ = p.ledger.Take(key)
+	}
+
+	b.begin(tag, earlier)
 	b.dec.Reset(chunk)
 	var ev record.Event
 	for b.dec.Next(&ev) {
@@ -177,7 +270,18 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 	}
 	decErr := b.dec.Err()
 	b.dec.Reset(nil) // do not keep the chunk alive
-	return b.end(ctx, decErr)
+	res, err := b.end(ctx, decErr)
+
+	if b.remember != nil {
+		if !hashed {
+			key = KeyOf(chunk, tag)
+		}
+		if n := p.ledger.Put(key, b.remember); n > 0 {
+			p.logLedgerEviction(n)
+		}
+		b.remember = nil
+	}
+	return res, err
 }
 
 // Close waits for in-flight flushes to finish, or for ctx to end; later flushes fail with ErrClosed.
@@ -206,6 +310,7 @@ func (p *Pool) Stats() Stats {
 	s := &p.stats
 	return Stats{
 		Flushes:         s.flushes.Load(),
+		NotDelivered:    s.notDelivered.Load(),
 		Records:         s.records.Load(),
 		Requests:        s.requests.Load(),
 		RequestErrors:   s.requestErrors.Load(),
@@ -213,9 +318,15 @@ func (p *Pool) Stats() Stats {
 		BytesSent:       s.bytesSent.Load(),
 		Accepted:        s.accepted.Load(),
 		Failed:          s.failed.Load(),
+		Throttled:       s.throttled.Load(),
+		Resent:          s.resent.Load(),
+		Rejected:        s.rejected.Load(),
 		SkippedOversize: s.skippedOversize.Load(),
 		SkippedNoLogKey: s.skippedNoLogKey.Load(),
 		SkippedInvalid:  s.skippedInvalid.Load(),
+		SkippedEarlier:  s.skippedEarlier.Load(),
+		LedgerChunks:    int64(p.ledger.Len()),
+		LedgerEvicted:   p.ledger.Evicted(),
 	}
 }
 
@@ -241,6 +352,9 @@ func (p *Pool) release(b *batcher) {
 	if cap(b.arena) > maxKeptArena {
 		b.arena = nil // a huge skipped record grew it: let it go
 	}
+	if cap(b.retryArena) > maxKeptArena {
+		b.retryArena = nil // a big chunk failed: let it go
+	}
 	p.mu.Lock()
 	if !p.closed {
 		p.free = append(p.free, b)
@@ -259,4 +373,44 @@ func (p *Pool) newBatcher() *batcher {
 		spans:   make([]span, 0, kinesis.MaxRecordsPerRequest),
 		entries: make([]kinesis.Entry, 0, kinesis.MaxRecordsPerRequest),
 	}
+}
+
+func (p *Pool) logLedgerEviction(n int) {
+	if ok, held := p.warnLimit.allow(time.Now()); ok {
+		p.log.Warn(fmt.Sprintf("ledger full (%d chunks): forgot the %d oldest partly delivered chunks; "+
+			"if flushed again, they are sent whole and their delivered records duplicated%s",
+			p.ledger.Len(), n, heldBack(held)))
+	}
+}
+
+// logLimiter lets a line through at most once per interval, and counts the lines it holds back.
+type logLimiter struct {
+	every time.Duration // <0: no limit
+
+	mu   sync.Mutex
+	next time.Time
+	held int
+}
+
+// allow reports whether a line may be written now, and how many were held back since the last.
+func (l *logLimiter) allow(now time.Time) (ok bool, held int) {
+	if l.every < 0 {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		l.held++
+		return false, 0
+	}
+	l.next = now.Add(l.every)
+	held, l.held = l.held, 0
+	return true, held
+}
+
+func heldBack(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d similar lines held back)", n)
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,6 +111,9 @@ func (s *logSink) all() []string {
 	return append([]string(nil), s.lines...)
 }
 
+// fastRetry is the default policy without the waits, for tests.
+var fastRetry = Retry{MaxAttempts: DefaultMaxAttempts, Window: time.Minute, Backoff: func(int) time.Duration { return 0 }}
+
 // packAll drives the packing path directly with pre-encoded records, as Flush does with encoded
 // events, and returns the flush's result.
 func packAll(t *testing.T, p *Pool, records [][]byte, decErr error) (*batcher, Result, error) {
@@ -119,7 +124,7 @@ func packAll(t *testing.T, p *Pool, records [][]byte, decErr error) (*batcher, R
 	}
 	defer p.release(b)
 	ctx := context.Background()
-	b.begin("app.log")
+	b.begin("app.log", nil)
 	for _, r := range records {
 		b.add(ctx, r)
 	}
@@ -334,6 +339,8 @@ func TestPackOversize(t *testing.T) {
 	}
 }
 
+// TestPartialFailure fails some entries of the first requests once: only those are sent again,
+// in one request, with their partition keys, and the flush succeeds. The log says it, once.
 func TestPartialFailure(t *testing.T) {
 	t.Parallel()
 	logs := &logSink{}
@@ -347,72 +354,135 @@ func TestPartialFailure(t *testing.T) {
 		}
 		return ""
 	}}
-	p := NewPool(f, Options{Logger: slog.New(logs)})
+	p := NewPool(f, Options{Logger: slog.New(logs), Retry: fastRetry})
 	records := numbered(1200, 20)
-	b, res, err := packAll(t, p, records, nil)
-	if want := (Result{Records: 1200, Accepted: 1194, Failed: 6}); res != want {
-		t.Errorf("result = %+v, want %+v", res, want)
+	_, res, err := packAll(t, p, records, nil)
+	if want := (Result{Records: 1200, Accepted: 1200}); res != want || err != nil {
+		t.Errorf("result = %+v, %v; want %+v, nil", res, err, want)
 	}
-	if !errors.Is(err, ErrNotDelivered) || errors.Is(err, ErrBadChunk) {
-		t.Fatalf("err = %v, want ErrNotDelivered only", err)
+	reqs := f.sent()
+	if len(reqs) != 4 {
+		t.Fatalf("%d requests sent, want 3 and one resend", len(reqs))
 	}
-	var de *DeliveryError
-	if !errors.As(err, &de) || de.Failed != 6 || de.Total != 1200 || de.Code != throttled || de.Err != nil {
-		t.Errorf("delivery error = %+v", de)
+	// The resend carries exactly the failed entries, in order, with the keys they had.
+	var want []kinesis.Entry
+	for _, i := range []int{7, 107, 207, 307, 407} {
+		want = append(want, reqs[0][i])
 	}
-	if got, want := err.Error(), "batcher: 6 of 1200 records not delivered: "+throttled; got != want {
-		t.Errorf("err = %q, want %q", got, want)
+	want = append(want, reqs[2][0])
+	if got := reqs[3]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("resent %d entries %q..., want %d %q...", len(got), got[:min(2, len(got))], len(want), want[:2])
 	}
-	if got, want := fmt.Sprint(b.failedIdx), "[7 107 207 307 407 1000]"; got != want {
-		t.Errorf("failed records %v, want %v", got, want)
+	wantLine := "WARN 6 of 1200 records failed (" + throttled + " ×5, InternalFailure ×1), resent: all delivered after 2 attempts"
+	if lines := logs.all(); len(lines) != 1 || lines[0] != wantLine {
+		t.Errorf("log = %q, want one line %q", lines, wantLine)
 	}
-	if n := len(f.sent()); n != 3 {
-		t.Errorf("%d requests sent, want 3 (every request despite failures)", n)
-	}
-	want := "WARN 6 of 1200 records failed (" + throttled + "), chunk will be retried"
-	if lines := logs.all(); len(lines) != 1 || lines[0] != want {
-		t.Errorf("log = %q, want one line %q", lines, want)
-	}
-	if s := p.Stats(); s.Failed != 6 || s.Accepted != 1194 || s.Requests != 3 || s.RecordsSent != 1200 || s.RequestErrors != 0 {
+	if s := p.Stats(); s.Failed != 0 || s.Accepted != 1200 || s.Requests != 4 || s.RecordsSent != 1206 ||
+		s.Resent != 6 || s.Throttled != 5 || s.RequestErrors != 0 || s.NotDelivered != 0 || s.LedgerChunks != 0 {
 		t.Errorf("stats = %+v", s)
 	}
 }
 
+// TestFailingRecords fails some records at every attempt: they are sent DefaultMaxAttempts times,
+// the others once, and the flush reports them not delivered, with the set of delivered records
+// for the ledger.
+func TestFailingRecords(t *testing.T) {
+	t.Parallel()
+	logs := &logSink{}
+	f := &fakePutter{t: t, code: func(_, _ int, e kinesis.Entry) string {
+		if bytes.HasSuffix(e.Data[:bytes.IndexByte(e.Data, ':')], []byte("3")) {
+			return kinesis.CodeThroughputExceeded
+		}
+		return ""
+	}}
+	var backoffs []int
+	retry := fastRetry
+	retry.Backoff = func(attempt int) time.Duration { backoffs = append(backoffs, attempt); return 0 }
+	p := NewPool(f, Options{Logger: slog.New(logs), Retry: retry})
+	records := numbered(1000, 20) // records 3, 13, 23... fail: 100 of them
+	b, res, err := packAll(t, p, records, nil)
+	if want := (Result{Records: 1000, Accepted: 900, Failed: 100}); res != want {
+		t.Errorf("result = %+v, want %+v", res, want)
+	}
+	var de *DeliveryError
+	if !errors.As(err, &de) || !errors.Is(err, ErrNotDelivered) {
+		t.Fatalf("err = %v, want a DeliveryError", err)
+	}
+	if de.Failed != 100 || de.Total != 1000 || de.Attempts != DefaultMaxAttempts || de.Class != kinesis.ClassRetryable ||
+		de.Code != kinesis.CodeThroughputExceeded || de.Err != nil {
+		t.Errorf("delivery error = %+v", de)
+	}
+	if got, want := err.Error(), "batcher: 100 of 1000 records not delivered after 5 attempts: "+kinesis.CodeThroughputExceeded; got != want {
+		t.Errorf("err = %q, want %q", got, want)
+	}
+	if fmt.Sprint(backoffs) != "[2 3 4 5]" {
+		t.Errorf("backoff asked for attempts %v, want [2 3 4 5]", backoffs)
+	}
+	sent := map[string]int{}
+	for _, req := range f.sent() {
+		for _, e := range req {
+			sent[string(e.Data)]++
+		}
+	}
+	for i, r := range records {
+		want := 1
+		if i%10 == 3 {
+			want = DefaultMaxAttempts
+		}
+		if sent[string(r)] != want {
+			t.Fatalf("record %d sent %d times, want %d", i, sent[string(r)], want)
+		}
+	}
+	for i := range records {
+		if b.remember.Has(i) == (i%10 == 3) {
+			t.Fatalf("ledger set: record %d delivered = %v", i, b.remember.Has(i))
+		}
+	}
+	want := "WARN 100 of 1000 records failed (" + kinesis.CodeThroughputExceeded + " ×500), 100 not delivered after 5 attempts; chunk will be retried"
+	if lines := logs.all(); len(lines) != 1 || lines[0] != want {
+		t.Errorf("log = %q, want one line %q", lines, want)
+	}
+	if s := p.Stats(); s.Failed != 100 || s.Accepted != 900 || s.Resent != 400 || s.Throttled != 500 || s.NotDelivered != 1 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+// TestPutterError fails the second request as a whole, once: the pass stops there (the third
+// request is not sent), and the next pass sends the records of both, packed anew.
 func TestPutterError(t *testing.T) {
 	t.Parallel()
-	putErr := errors.New("kinesis: put records: connection reset")
+	putErr := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
 	f := &fakePutter{t: t, err: func(req int) error {
 		if req == 1 {
 			return putErr
 		}
 		return nil
 	}}
-	p := NewPool(f, Options{})
+	logs := &logSink{}
+	p := NewPool(f, Options{Retry: fastRetry, Logger: slog.New(logs)})
 	records := numbered(1100, 20)
-	b, res, err := packAll(t, p, records, nil)
-	if want := (Result{Records: 1100, Accepted: 600, Failed: 500}); res != want {
-		t.Errorf("result = %+v, want %+v", res, want)
+	_, res, err := packAll(t, p, records, nil)
+	if want := (Result{Records: 1100, Accepted: 1100}); res != want || err != nil {
+		t.Errorf("result = %+v, %v; want %+v", res, err, want)
 	}
-	if !errors.Is(err, ErrNotDelivered) || !errors.Is(err, putErr) {
-		t.Fatalf("err = %v, want ErrNotDelivered wrapping the putter's error", err)
+	counts, _ := requestSizes(f.sent())
+	if fmt.Sprint(counts) != "[500 500 500 100]" {
+		t.Errorf("requests of %v records, want [500 500 500 100]", counts)
 	}
-	if got, want := err.Error(), "batcher: 500 of 1100 records not delivered: "+putErr.Error(); got != want {
-		t.Errorf("err = %q, want %q", got, want)
-	}
-	if len(b.failedIdx) != 500 || b.failedIdx[0] != 500 || b.failedIdx[499] != 999 {
-		t.Errorf("failed records %d..., want 500..999", b.failedIdx[:min(3, len(b.failedIdx))])
-	}
-	if n := len(f.sent()); n != 3 {
-		t.Errorf("%d requests sent, want 3", n)
-	}
-	if s := p.Stats(); s.RequestErrors != 1 || s.Failed != 500 {
+	checkDelivered(t, f.sent()[2:], records[500:])
+	if s := p.Stats(); s.RequestErrors != 1 || s.Failed != 0 || s.Resent != 600 {
 		t.Errorf("stats = %+v", s)
+	}
+	want := "WARN 600 of 1100 records failed (network error ×500, not sent ×100), resent: all delivered after 2 attempts; " +
+		"first error: " + putErr.Error()
+	if lines := logs.all(); len(lines) != 1 || lines[0] != want {
+		t.Errorf("log = %q\nwant one line %q", lines, want)
 	}
 }
 
 func TestShortResult(t *testing.T) {
 	t.Parallel()
-	p := NewPool(&fakePutter{t: t, short: true}, Options{})
+	p := NewPool(&fakePutter{t: t, short: true}, Options{Retry: fastRetry})
 	_, res, err := packAll(t, p, numbered(3, 5), nil)
 	if res.Failed != 3 || !errors.Is(err, ErrNotDelivered) || !errors.Is(err, kinesis.ErrMalformedResponse) {
 		t.Errorf("result %+v, err %v; want all failed, ErrMalformedResponse", res, err)
@@ -430,7 +500,7 @@ func TestCanceledFlushSendsNothingMore(t *testing.T) {
 	defer p.release(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b.begin("t")
+	b.begin("t", nil)
 	for _, r := range numbered(700, 5) {
 		b.add(ctx, r)
 		if len(f.sent()) == 1 {
@@ -438,7 +508,9 @@ func TestCanceledFlushSendsNothingMore(t *testing.T) {
 		}
 	}
 	res, err := b.end(ctx, nil)
-	if len(f.sent()) != 1 || res.Accepted != 500 || res.Failed != 200 || !errors.Is(err, context.Canceled) {
+	var de *DeliveryError
+	if len(f.sent()) != 1 || res.Accepted != 500 || res.Failed != 200 || !errors.Is(err, context.Canceled) ||
+		!errors.As(err, &de) || de.Class != kinesis.ClassCanceled {
 		t.Errorf("%d requests, result %+v, err %v", len(f.sent()), res, err)
 	}
 }
@@ -463,7 +535,7 @@ func TestErrorPrecedence(t *testing.T) {
 	t.Run("bad chunk and not delivered", func(t *testing.T) {
 		t.Parallel()
 		f := &fakePutter{t: t, code: func(int, int, kinesis.Entry) string { return kinesis.CodeInternalFailure }}
-		_, _, err := packAll(t, NewPool(f, Options{}), numbered(3, 5), decErr)
+		_, _, err := packAll(t, NewPool(f, Options{Retry: fastRetry}), numbered(3, 5), decErr)
 		if !errors.Is(err, ErrNotDelivered) || errors.Is(err, ErrBadChunk) {
 			t.Errorf("err = %v, want ErrNotDelivered only", err)
 		}
@@ -506,7 +578,7 @@ func TestPackAllocs(t *testing.T) {
 	defer p.release(b)
 	ctx := context.Background()
 	run := func() {
-		b.begin("t")
+		b.begin("t", nil)
 		for _, r := range records {
 			b.add(ctx, r)
 		}
@@ -549,7 +621,7 @@ func TestCloseWaitsForFlushes(t *testing.T) {
 			return
 		}
 		defer p.release(b)
-		b.begin("t")
+		b.begin("t", nil)
 		b.add(context.Background(), []byte("x"))
 		res, err := b.end(context.Background(), nil)
 		done <- outcome{res, err}
@@ -596,10 +668,12 @@ func TestCloseWaitsForFlushes(t *testing.T) {
 
 func TestStatsString(t *testing.T) {
 	t.Parallel()
-	s := Stats{Flushes: 2, Records: 10, Accepted: 7, Failed: 1, SkippedOversize: 1, SkippedNoLogKey: 1,
-		Requests: 3, RequestErrors: 1, RecordsSent: 8, BytesSent: 400}
-	want := "2 flushes, 10 records: 7 accepted, 1 failed, 2 skipped (1 oversize, 1 without log_key, 0 invalid); " +
-		"3 requests (1 failed) sent 8 records, 400 bytes"
+	s := Stats{Flushes: 3, NotDelivered: 1, Records: 12, Accepted: 7, Failed: 1, Rejected: 1, SkippedOversize: 1,
+		SkippedNoLogKey: 1, SkippedEarlier: 1, Requests: 4, RequestErrors: 1, RecordsSent: 10, BytesSent: 400,
+		Throttled: 2, Resent: 2, LedgerChunks: 1, LedgerEvicted: 5}
+	want := "3 flushes (1 to be retried), 12 records: 7 accepted, 1 not delivered, 1 rejected, " +
+		"3 skipped (1 oversize, 1 without log_key, 0 invalid, 1 delivered by an earlier flush); " +
+		"4 requests (1 failed) sent 10 records, 400 bytes; 2 throttled, 2 resent; ledger: 1 chunks held, 5 forgotten"
 	if got := s.String(); got != want {
 		t.Errorf("String() = %q\nwant %q", got, want)
 	}
@@ -619,7 +693,7 @@ func BenchmarkPack(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(records) * size))
 			for b.Loop() {
-				bt.begin("t")
+				bt.begin("t", nil)
 				for _, r := range records {
 					bt.add(ctx, r)
 				}

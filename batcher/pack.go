@@ -5,24 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
-// span locates one pending record in the arena.
+// span locates one record to send in a buffer (the arena or the retry arena).
 type span struct {
 	off, n int
 	key    string
 	idx    int // the record's position among the flush's records (events), from 0
 }
 
-// batcher packs one flush's records into requests and sends them. It belongs to one flush at a
-// time; its buffers are reused from flush to flush.
+func (s span) size() int { return s.n + len(s.key) } // kinesis.Entry.Size
+
+// batcher packs one flush's records into requests, sends them, and resends those Kinesis did not
+// accept. It belongs to one flush at a time; its buffers are reused from flush to flush.
 //
-// Encoded records are appended to one arena. The entries of a request are sliced out of it only
-// when the request is sent, so that growing the arena (which may move it) never leaves an entry
-// pointing to the old array; after the request the arena is reused from its start.
+// The first pass encodes the records into one arena. The entries of a request are sliced out of it
+// only when the request is sent, so that growing the arena (which may move it) never leaves an
+// entry pointing to the old array; after the request the arena is reused from its start. Records
+// Kinesis did not accept are copied, with their partition keys, to the retry arena; each later pass
+// sends the retry arena's records again and compacts those that fail again to its front.
 type batcher struct {
 	pool *Pool
 	dec  record.Decoder
@@ -34,40 +40,67 @@ type batcher struct {
 	pending int             // the pending request's size (data + partition keys)
 	entries []kinesis.Entry // scratch for the request being sent
 
+	retryArena []byte // data of the records to send again, in event order
+	retry      []span // those records
+
 	// Per flush.
-	tag            string
-	res            Result
-	sent           int   // records in the requests sent
-	failedIdx      []int // positions of the records not accepted, in order
-	firstCode      string
-	firstErr       error
-	oversize       int
-	largest        int // the largest oversize record
-	noLogKey       int
-	invalid        int
-	firstInvalid   error
-	flushRequests  int
-	flushBytesSent int
+	tag       string
+	res       Result
+	earlier   Bitset             // events delivered by an earlier flush of this chunk (the ledger's)
+	attempt   int                // the pass being sent: 1 for the first
+	halted    bool               // a request of this pass failed as a whole: the pass sends nothing more
+	stop      bool               // the policy refused a resend: the flush sends nothing more
+	stopClass kinesis.ErrorClass // why
+	stopErr   error              // the error that made it stop, if any
+	unsent    []int              // records given up because of stop
+	rejected  []int              // records in requests Kinesis refused as invalid
+	invalid   []int              // records the encoder refused
+	remember  Bitset             // set by end when the ledger must remember the chunk
+
+	firstSent, firstFailed int // records of the first pass, and those it did not deliver
+	codes                  codeTally
+	firstErr               error // the first request error
+	rejectErr              error // the first request error of class rejected
+	rejectShape            string
+	throttled, resent      int
+	requests, requestErrs  int
+	recordsSent, bytesSent int
+
+	oversize     int
+	largest      int // the largest oversize record
+	noLogKey     int
+	firstInvalid error
 }
 
-// begin starts a flush of a chunk with this tag.
-func (b *batcher) begin(tag string) {
+// begin starts a flush of a chunk with this tag; earlier holds the events an earlier flush of the
+// same chunk delivered, which are not sent again.
+func (b *batcher) begin(tag string, earlier Bitset) {
 	b.arena, b.spans, b.pending = b.arena[:0], b.spans[:0], 0
-	b.tag, b.res, b.sent, b.failedIdx = tag, Result{}, 0, b.failedIdx[:0]
-	b.firstCode, b.firstErr = "", nil
-	b.oversize, b.largest, b.noLogKey, b.invalid, b.firstInvalid = 0, 0, 0, 0, nil
-	b.flushRequests, b.flushBytesSent = 0, 0
+	b.retryArena, b.retry = b.retryArena[:0], b.retry[:0]
+	b.tag, b.res, b.earlier = tag, Result{}, earlier
+	b.attempt, b.halted, b.stop, b.stopClass, b.stopErr = 1, false, false, 0, nil
+	b.unsent, b.rejected, b.invalid, b.remember = b.unsent[:0], b.rejected[:0], b.invalid[:0], nil
+	b.firstSent, b.firstFailed, b.codes = 0, 0, codeTally{}
+	b.firstErr, b.rejectErr, b.rejectShape = nil, nil, ""
+	b.throttled, b.resent, b.requests, b.requestErrs, b.recordsSent, b.bytesSent = 0, 0, 0, 0, 0, 0
+	b.oversize, b.largest, b.noLogKey, b.firstInvalid = 0, 0, 0, nil
 }
 
-// addEvent encodes ev straight into the arena and adds it to the pending request.
+// addEvent encodes ev straight into the arena and adds it to the pending request, unless an
+// earlier flush of the chunk delivered it.
 func (b *batcher) addEvent(ctx context.Context, ev *record.Event) {
+	idx := b.res.Records
 	b.res.Records++
+	if b.earlier.Has(idx) {
+		b.res.Earlier++
+		return
+	}
 	start := len(b.arena)
 	out, err := b.enc.Append(b.arena, ev)
 	if err != nil {
 		// b.arena[:start] is intact whatever Append returned: append never writes below len.
 		b.arena = b.arena[:start]
-		b.skipInvalid(err)
+		b.skipInvalid(idx, err)
 		return
 	}
 	b.arena = out
@@ -77,7 +110,12 @@ func (b *batcher) addEvent(ctx context.Context, ev *record.Event) {
 // add adds one already encoded record to the pending request. Flush uses addEvent; tests and
 // benchmarks use add to drive the packing without the record package.
 func (b *batcher) add(ctx context.Context, data []byte) {
+	idx := b.res.Records
 	b.res.Records++
+	if b.earlier.Has(idx) {
+		b.res.Earlier++
+		return
+	}
 	start := len(b.arena)
 	b.arena = append(b.arena, data...)
 	b.commit(ctx, start)
@@ -106,118 +144,380 @@ func (b *batcher) commit(ctx context.Context, start int) {
 	b.pending += size
 }
 
-// send sends the pending request, if any, and records what Kinesis answered. It leaves the arena
-// alone: the caller decides what it keeps.
+// send sends the first pass's pending request, if any. It leaves the arena alone: the caller
+// decides what it keeps.
 func (b *batcher) send(ctx context.Context) {
 	if len(b.spans) == 0 {
 		return
 	}
-	entries := b.entries[:0]
-	for _, s := range b.spans {
-		// Cap each slice at its end, so that no Putter can append over the next record.
-		entries = append(entries, kinesis.Entry{Data: b.arena[s.off : s.off+s.n : s.off+s.n], PartitionKey: s.key})
-	}
-	b.entries = entries
-	n := len(entries)
-
-	var res kinesis.PutResult
-	err := ctx.Err() // a cancelled flush sends nothing more
-	if err == nil {
-		res, err = b.pool.putter.PutRecords(ctx, entries)
-		b.flushRequests++
-		b.flushBytesSent += b.pending
-		if err == nil && len(res.ErrorCodes) != n {
-			err = fmt.Errorf("batcher: %d results for %d records: %w", len(res.ErrorCodes), n, kinesis.ErrMalformedResponse)
-		}
-	}
-	if err != nil {
-		b.pool.stats.requestErrors.Add(1)
-		if b.firstErr == nil {
-			b.firstErr = err
-		}
-		for _, s := range b.spans {
-			b.failedIdx = append(b.failedIdx, s.idx)
-		}
-		b.res.Failed += n
-	} else {
-		for i, code := range res.ErrorCodes {
-			if code == "" {
-				continue
-			}
-			if b.firstCode == "" {
-				b.firstCode = code
-			}
-			b.failedIdx = append(b.failedIdx, b.spans[i].idx)
-			b.res.Failed++
-		}
-		b.res.Accepted += n - countNonEmpty(res.ErrorCodes)
-	}
-	b.sent += n
-
-	clear(entries) // keep neither the data nor the keys alive
+	b.firstSent += len(b.spans)
+	b.put(ctx, b.arena, b.spans, b.pending)
 	b.spans, b.pending = b.spans[:0], 0
 }
 
-func countNonEmpty(codes []string) int {
-	n := 0
-	for _, c := range codes {
-		if c != "" {
-			n++
+// put sends spans, whose data is in buf, as one request (unless the pass is halted or the flush
+// stopped) and disposes of every record according to the answer: accepted, rejected, kept for the
+// next pass, or given up.
+func (b *batcher) put(ctx context.Context, buf []byte, spans []span, size int) {
+	if err := ctx.Err(); err != nil && !b.stop { // a cancelled flush sends nothing more
+		b.stopWith(kinesis.Classify(err), err)
+	}
+	if b.halted || b.stop {
+		if b.attempt == 1 {
+			b.firstFailed += len(spans)
+		}
+		b.codes.add("not sent", len(spans))
+		for _, s := range spans {
+			b.fail(buf, s)
+		}
+		return
+	}
+	entries := b.entries[:0]
+	for _, s := range spans {
+		// Cap each slice at its end, so that no Putter can append over the next record.
+		entries = append(entries, kinesis.Entry{Data: buf[s.off : s.off+s.n : s.off+s.n], PartitionKey: s.key})
+	}
+	b.entries = entries
+	defer clear(entries) // keep neither the data nor the keys alive
+
+	res, err := b.pool.putter.PutRecords(ctx, entries)
+	b.requests++
+	b.recordsSent += len(spans)
+	b.bytesSent += size
+	if b.attempt > 1 {
+		b.resent += len(spans)
+	}
+	if err == nil && len(res.ErrorCodes) != len(entries) {
+		err = fmt.Errorf("batcher: %d results for %d records: %w", len(res.ErrorCodes), len(entries), kinesis.ErrMalformedResponse)
+	}
+	if err != nil {
+		b.requestFailed(ctx, err, buf, spans)
+		return
+	}
+	for i, code := range res.ErrorCodes {
+		if code == "" {
+			b.res.Accepted++
+			continue
+		}
+		b.codes.add(code, 1)
+		if kinesis.IsThrottlingCode(code) {
+			b.throttled++
+		}
+		if b.attempt == 1 {
+			b.firstFailed++
+		}
+		switch class := kinesis.ClassifyCode(code); {
+		case class == kinesis.ClassRejected:
+			b.rejected = append(b.rejected, spans[i].idx)
+			continue
+		case !b.stop && !b.pool.retry.CheckRetry(ctx, class):
+			b.stopWith(class, nil)
+		}
+		b.fail(buf, spans[i])
+	}
+}
+
+// requestFailed handles a request that failed as a whole. A rejected request's records are given
+// up; otherwise the pass stops sending (a failing endpoint is not sent the rest of the chunk
+// request after request, each waiting for its timeout) and, if the policy allows, the records
+// wait for the next pass.
+func (b *batcher) requestFailed(ctx context.Context, err error, buf []byte, spans []span) {
+	b.requestErrs++
+	if b.firstErr == nil {
+		b.firstErr = err
+	}
+	code := kinesis.ErrorCode(err)
+	b.codes.add(code, len(spans))
+	if kinesis.IsThrottlingCode(code) {
+		b.throttled += len(spans)
+	}
+	if b.attempt == 1 {
+		b.firstFailed += len(spans)
+	}
+	class := kinesis.Classify(err)
+	if class == kinesis.ClassRejected {
+		if b.rejectErr == nil {
+			b.rejectErr, b.rejectShape = err, requestShape(b.entries)
+		}
+		for _, s := range spans {
+			b.rejected = append(b.rejected, s.idx)
+		}
+		return
+	}
+	if b.pool.retry.CheckRetry(ctx, class) {
+		b.halted = true
+	} else {
+		b.stopWith(class, err)
+	}
+	for _, s := range spans {
+		b.fail(buf, s)
+	}
+}
+
+// stopWith makes the flush send nothing more, because of an error of class (err, when known).
+func (b *batcher) stopWith(class kinesis.ErrorClass, err error) {
+	if !b.stop {
+		b.stop, b.stopClass, b.stopErr = true, class, err
+	}
+}
+
+// fail keeps a record that was not delivered for the next pass, copying it to the retry arena, or
+// gives it up when the flush will send nothing more.
+//
+// During a resend, buf is the retry arena itself and b.retry, b.retryArena were truncated before
+// the pass: each record is then moved towards the front (memmove), never over a record not yet
+// handled, because a record's new place never comes after its old one.
+func (b *batcher) fail(buf []byte, s span) {
+	if b.stop {
+		b.unsent = append(b.unsent, s.idx)
+		return
+	}
+	b.retry = append(b.retry, span{off: len(b.retryArena), n: s.n, key: s.key, idx: s.idx})
+	b.retryArena = append(b.retryArena, buf[s.off:s.off+s.n]...)
+}
+
+// resend sends the records that failed again, in passes packed under the request limits, with the
+// policy's backoff before each pass, until all are delivered or the policy says stop.
+func (b *batcher) resend(ctx context.Context) {
+	pol := &b.pool.retry
+	windowEnd := time.Now().Add(pol.Window)
+	for len(b.retry) > 0 && !b.stop && b.attempt < pol.MaxAttempts {
+		if !b.wait(ctx, pol.Backoff(b.attempt+1), windowEnd) {
+			return
+		}
+		b.attempt++
+		b.halted = false
+		src, buf := b.retry, b.retryArena
+		b.retry, b.retryArena = src[:0], buf[:0] // refilled in place by fail, see there
+		for i := 0; i < len(src); {
+			j, size := i, 0
+			for j < len(src) && j-i < kinesis.MaxRecordsPerRequest && size+src[j].size() <= kinesis.MaxRequestBytes {
+				size += src[j].size()
+				j++
+			}
+			b.put(ctx, buf, src[i:j], size)
+			i = j
 		}
 	}
-	return n
+}
+
+// wait sleeps d before a pass, and reports whether the pass may go: not when the sleep would end
+// after the retry window or the context's deadline, nor when the context ends first.
+func (b *batcher) wait(ctx context.Context, d time.Duration, windowEnd time.Time) bool {
+	if err := ctx.Err(); err != nil {
+		b.stopWith(kinesis.ClassCanceled, err)
+		return false
+	}
+	end := time.Now().Add(d)
+	if end.After(windowEnd) {
+		return false
+	}
+	if deadline, ok := ctx.Deadline(); ok && !end.Before(deadline) {
+		return false
+	}
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		b.stopWith(kinesis.Classify(ctx.Err()), ctx.Err())
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // skipInvalid counts a record the encoder rejected: every encoder error concerns that record
 // only (record.ErrMissingLogKey, ErrNotMap, ErrTooDeep, ErrNestedKey, a malformed body).
-func (b *batcher) skipInvalid(err error) {
+func (b *batcher) skipInvalid(idx int, err error) {
 	if errors.Is(err, record.ErrMissingLogKey) {
 		b.noLogKey++
 		return
 	}
-	b.invalid++
+	b.invalid = append(b.invalid, idx)
 	if b.firstInvalid == nil {
 		b.firstInvalid = err
 	}
 }
 
-// end sends what is pending, logs the flush's summary, adds it to the pool's totals and returns
-// the flush's result (see Pool.Flush for the error).
+// end sends what is pending, resends what failed, logs the flush's summary, adds it to the pool's
+// totals and returns the flush's result (see Pool.Flush for the error). When the chunk is to be
+// flushed again, it sets b.remember to the events not to send again.
 func (b *batcher) end(ctx context.Context, decErr error) (Result, error) {
 	b.send(ctx)
 	b.arena = b.arena[:0]
-	b.res.Skipped = b.oversize + b.noLogKey + b.invalid
+	b.resend(ctx)
+	b.res.Failed = len(b.retry) + len(b.unsent)
+	b.res.Rejected = len(b.rejected)
+	b.res.Skipped = b.oversize + b.noLogKey + len(b.invalid)
 	res := b.res
 
-	s := &b.pool.stats
-	s.flushes.Add(1)
-	s.records.Add(int64(res.Records))
-	s.requests.Add(int64(b.flushRequests))
-	s.recordsSent.Add(int64(b.sent))
-	s.bytesSent.Add(int64(b.flushBytesSent))
-	s.accepted.Add(int64(res.Accepted))
-	s.failed.Add(int64(res.Failed))
-	s.skippedOversize.Add(int64(b.oversize))
-	s.skippedNoLogKey.Add(int64(b.noLogKey))
-	s.skippedInvalid.Add(int64(b.invalid))
-
-	b.logSkips()
 	var err error
 	switch {
 	case res.Failed > 0:
-		de := &DeliveryError{Failed: res.Failed, Total: b.sent, Code: b.firstCode, Err: b.firstErr, DecodeErr: decErr}
-		b.pool.log.Warn(fmt.Sprintf("%d of %d records failed (%s), chunk will be retried", res.Failed, b.sent, de.reason()),
-			slog.String("tag", b.tag))
+		de := &DeliveryError{
+			Failed:    res.Failed,
+			Total:     res.Records - res.Skipped - res.Earlier,
+			Attempts:  b.attempt,
+			Code:      b.codes.first(),
+			Class:     kinesis.ClassRetryable,
+			Err:       b.firstErr,
+			DecodeErr: decErr,
+		}
+		if b.stop {
+			de.Class = b.stopClass
+			if de.Err == nil {
+				de.Err = b.stopErr
+			}
+		}
 		err = de
+		b.remember = b.doneSet()
+	case res.Rejected > 0:
+		total := res.Records - res.Skipped - res.Earlier
+		if b.rejectErr != nil {
+			err = fmt.Errorf("%w: %d of %d records refused as invalid: %w", ErrRejected, res.Rejected, total, b.rejectErr)
+		} else {
+			err = fmt.Errorf("%w: %d of %d records refused as invalid (%s)", ErrRejected, res.Rejected, total, b.codes.first())
+		}
 	case decErr != nil:
 		err = fmt.Errorf("%w: %w", ErrBadChunk, decErr)
-	case b.invalid > 0:
+	case len(b.invalid) > 0:
 		// A record that cannot be encoded never will be: the chunk is undeliverable as a whole,
 		// though its other records were sent.
-		err = fmt.Errorf("%w: %d of %d records cannot be encoded, first: %w", ErrBadChunk, b.invalid, res.Records, b.firstInvalid)
+		err = fmt.Errorf("%w: %d of %d records cannot be encoded, first: %w", ErrBadChunk, len(b.invalid), res.Records, b.firstInvalid)
 	}
-	b.tag, b.firstErr, b.firstInvalid = "", nil, nil
+
+	s := &b.pool.stats
+	s.flushes.Add(1)
+	if res.Failed > 0 {
+		s.notDelivered.Add(1)
+	}
+	s.records.Add(int64(res.Records))
+	s.requests.Add(int64(b.requests))
+	s.requestErrors.Add(int64(b.requestErrs))
+	s.recordsSent.Add(int64(b.recordsSent))
+	s.bytesSent.Add(int64(b.bytesSent))
+	s.accepted.Add(int64(res.Accepted))
+	s.failed.Add(int64(res.Failed))
+	s.throttled.Add(int64(b.throttled))
+	s.resent.Add(int64(b.resent))
+	s.rejected.Add(int64(res.Rejected))
+	s.skippedOversize.Add(int64(b.oversize))
+	s.skippedNoLogKey.Add(int64(b.noLogKey))
+	s.skippedInvalid.Add(int64(len(b.invalid)))
+	s.skippedEarlier.Add(int64(res.Earlier))
+
+	b.logSkips()
+	b.logFailures(res, err)
+	b.tag, b.earlier, b.firstErr, b.rejectErr, b.stopErr, b.firstInvalid = "", nil, nil, nil, nil, nil
+	clear(b.retry[:cap(b.retry)]) // keep no partition keys alive
 	return res, err
+}
+
+// doneSet returns the set of events that need not be sent again: all but those not delivered,
+// rejected or not encodable (the latter two are tried again, and fail the chunk again, on the next
+// flush: a rejection is not expected to change, but if it does the record is delivered). It
+// returns nil when the set is empty: a chunk of which nothing was delivered (an outage) is not
+// worth an entry, which could push a useful one out of the ledger.
+func (b *batcher) doneSet() Bitset {
+	if b.res.Failed+b.res.Rejected+len(b.invalid) == b.res.Records {
+		return nil
+	}
+	done := fullBitset(b.res.Records)
+	for _, s := range b.retry {
+		done.clear(s.idx)
+	}
+	for _, lists := range [][]int{b.unsent, b.rejected, b.invalid} {
+		for _, i := range lists {
+			done.clear(i)
+		}
+	}
+	return done
+}
+
+// logFailures writes at most one line about a flush whose sends failed: how many records of how
+// many, the error codes, whether the resends delivered them, and what happens to the chunk. It is
+// a warning for transient failures, an error for credentials, missing streams and rejected
+// requests; the lines are rate-limited per pool.
+func (b *batcher) logFailures(res Result, err error) {
+	if b.firstFailed == 0 && res.Failed == 0 && res.Rejected == 0 {
+		return
+	}
+	serious := res.Rejected > 0
+	var de *DeliveryError
+	if errors.As(err, &de) && (de.Class == kinesis.ClassCredentials || de.Class == kinesis.ClassNotFound) {
+		serious = true
+	}
+	limiter := &b.pool.warnLimit
+	if serious {
+		limiter = &b.pool.errorLimit
+	}
+	ok, held := limiter.allow(time.Now())
+	if !ok {
+		return
+	}
+
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "%d of %d records failed (%s)", b.firstFailed, b.firstSent, b.codes.String())
+	switch {
+	case res.Failed == 0 && res.Rejected == 0:
+		fmt.Fprintf(&msg, ", resent: all delivered after %d attempts", b.attempt)
+	case res.Failed > 0:
+		fmt.Fprintf(&msg, ", %d not delivered after %d attempts", res.Failed, b.attempt)
+		switch {
+		case de != nil && de.Class != kinesis.ClassRetryable:
+			fmt.Fprintf(&msg, " (%s)", de.Class)
+		case b.attempt < b.pool.retry.MaxAttempts:
+			msg.WriteString(" (retry window over)")
+		}
+	}
+	if res.Rejected > 0 {
+		fmt.Fprintf(&msg, ", %d rejected by Kinesis as invalid", res.Rejected)
+		if b.rejectErr != nil {
+			fmt.Fprintf(&msg, " (%s, request id %q): request of %s", kinesis.ErrorCode(b.rejectErr),
+				kinesis.RequestID(b.rejectErr), b.rejectShape)
+		}
+	}
+	if res.Earlier > 0 {
+		fmt.Fprintf(&msg, "; %d records were delivered by an earlier flush of this chunk", res.Earlier)
+	}
+	switch {
+	case res.Failed > 0:
+		msg.WriteString("; chunk will be retried")
+	case err != nil:
+		msg.WriteString("; chunk will be dropped")
+	}
+	// The request error's text helps with network and credential problems; a rejected
+	// request's text may quote its data, so only its code and shape are logged.
+	if b.firstErr != nil && b.firstErr != b.rejectErr {
+		msg.WriteString("; first error: " + b.firstErr.Error())
+	}
+	msg.WriteString(heldBack(held))
+
+	log, tag := b.pool.log, slog.String("tag", b.tag)
+	if serious {
+		log.Error(msg.String(), tag)
+	} else {
+		log.Warn(msg.String(), tag)
+	}
+}
+
+// requestShape describes a request without its data: records, bytes, the largest record and the
+// partition keys' lengths.
+func requestShape(entries []kinesis.Entry) string {
+	size, largest, minKey, maxKey := 0, 0, 0, 0
+	for i, e := range entries {
+		size += e.Size()
+		largest = max(largest, e.Size())
+		if k := len(e.PartitionKey); i == 0 || k < minKey {
+			minKey = k
+		}
+		maxKey = max(maxKey, len(e.PartitionKey))
+	}
+	return fmt.Sprintf("%d records, %d bytes, largest record %d bytes, partition keys of %d to %d bytes",
+		len(entries), size, largest, minKey, maxKey)
 }
 
 // logSkips writes at most one line per reason for the records the flush skipped.
@@ -233,4 +533,47 @@ func (b *batcher) logSkips() {
 	}
 	// Records that cannot be encoded make the flush fail with ErrBadChunk, logged by the caller;
 	// when a delivery failure takes precedence, they are reported on the retry.
+}
+
+// codeTally counts failed record sends by error code, in the order the codes first appeared;
+// a few codes are kept, the rest summed as others.
+type codeTally struct {
+	codes  [4]string
+	counts [4]int
+	others int
+}
+
+func (t *codeTally) add(code string, n int) {
+	for i := range t.codes {
+		switch t.codes[i] {
+		case code:
+			t.counts[i] += n
+			return
+		case "":
+			t.codes[i], t.counts[i] = code, n
+			return
+		}
+	}
+	t.others += n
+}
+
+// first returns the first code counted, or "".
+func (t *codeTally) first() string { return t.codes[0] }
+
+// String is e.g. "ProvisionedThroughputExceededException ×230, InternalFailure ×10".
+func (t *codeTally) String() string {
+	var sb strings.Builder
+	for i, c := range t.codes {
+		if c == "" {
+			break
+		}
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		fmt.Fprintf(&sb, "%s ×%d", c, t.counts[i])
+	}
+	if t.others > 0 {
+		fmt.Fprintf(&sb, ", others ×%d", t.others)
+	}
+	return sb.String()
 }

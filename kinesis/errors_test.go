@@ -88,3 +88,86 @@ func TestIsRetryableCode(t *testing.T) {
 		}
 	}
 }
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	tests := []struct {
+		name  string
+		err   error
+		class ErrorClass
+		code  string
+	}{
+		{"throughput exceeded", httpStatusError(400, &types.ProvisionedThroughputExceededException{}), ClassRetryable, CodeThroughputExceeded},
+		{"KMS throttling", &types.KMSThrottlingException{}, ClassRetryable, "KMSThrottlingException"},
+		{"internal failure", httpStatusError(500, &smithy.GenericAPIError{Code: "InternalFailure"}), ClassRetryable, "InternalFailure"},
+		{"502 without a code", httpStatusError(502, errors.New("bad gateway")), ClassRetryable, "HTTP 502"},
+		{"429", httpStatusError(429, errors.New("slow down")), ClassRetryable, "HTTP 429"},
+		{"timeout", fmt.Errorf("x: %w", context.DeadlineExceeded), ClassRetryable, "timeout"},
+		{"reset", reset, ClassRetryable, "network error"},
+		{"EOF", &smithyhttp.RequestSendError{Err: io.EOF}, ClassRetryable, "network error"},
+		{"malformed response", fmt.Errorf("x: %w", ErrMalformedResponse), ClassRetryable, "malformed response"},
+		{"unknown code, 400", httpStatusError(400, &smithy.GenericAPIError{Code: "SomethingNew"}), ClassRetryable, "SomethingNew"},
+		{"plain error", errors.New("something"), ClassRetryable, "error"},
+		{"no credentials", &CredentialsError{Err: errors.New("no EC2 IMDS role found")}, ClassCredentials, "credentials"},
+		{"unrecognized client", httpStatusError(400, &smithy.GenericAPIError{Code: "UnrecognizedClientException"}), ClassCredentials, "UnrecognizedClientException"},
+		{"expired token", &smithy.GenericAPIError{Code: "ExpiredTokenException"}, ClassCredentials, "ExpiredTokenException"},
+		{"access denied", &types.AccessDeniedException{}, ClassCredentials, "AccessDeniedException"},
+		{"KMS access denied", &types.KMSAccessDeniedException{}, ClassCredentials, "KMSAccessDeniedException"},
+		{"KMS disabled", &types.KMSDisabledException{}, ClassCredentials, "KMSDisabledException"},
+		{"403 without a code", httpStatusError(403, errors.New("forbidden")), ClassCredentials, "HTTP 403"},
+		{"stream not found", &types.ResourceNotFoundException{}, ClassNotFound, "ResourceNotFoundException"},
+		{"KMS key not found", &types.KMSNotFoundException{}, ClassNotFound, "KMSNotFoundException"},
+		{"404 without a code", httpStatusError(404, errors.New("not found")), ClassNotFound, "HTTP 404"},
+		{"validation", httpStatusError(400, &types.ValidationException{}), ClassRejected, "ValidationException"},
+		{"invalid argument", &types.InvalidArgumentException{}, ClassRejected, "InvalidArgumentException"},
+		{"413", httpStatusError(413, errors.New("too large")), ClassRejected, "HTTP 413"},
+		{"request too large", fmt.Errorf("x: %w", ErrRequestTooLarge), ClassRejected, "request too large"},
+		{"canceled", &smithy.CanceledError{Err: context.Canceled}, ClassCanceled, "canceled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := Classify(tt.err); got != tt.class {
+				t.Errorf("Classify(%v) = %s, want %s", tt.err, got, tt.class)
+			}
+			if got := ErrorCode(tt.err); got != tt.code {
+				t.Errorf("ErrorCode(%v) = %q, want %q", tt.err, got, tt.code)
+			}
+		})
+	}
+	if ErrorCode(nil) != "" {
+		t.Error("ErrorCode(nil) is not empty")
+	}
+}
+
+func TestClassifyCode(t *testing.T) {
+	t.Parallel()
+	for code, want := range map[string]ErrorClass{
+		CodeThroughputExceeded:     ClassRetryable,
+		CodeInternalFailure:        ClassRetryable,
+		"KMSThrottlingException":   ClassRetryable,
+		"SomethingNew":             ClassRetryable,
+		"KMSAccessDeniedException": ClassCredentials,
+		"KMSNotFoundException":     ClassNotFound,
+		"ValidationException":      ClassRejected,
+	} {
+		if got := ClassifyCode(code); got != want {
+			t.Errorf("ClassifyCode(%q) = %s, want %s", code, got, want)
+		}
+	}
+	for code, want := range map[string]bool{
+		CodeThroughputExceeded:   true,
+		"KMSThrottlingException": true,
+		"ThrottlingException":    true,
+		CodeInternalFailure:      false,
+		"":                       false,
+	} {
+		if got := IsThrottlingCode(code); got != want {
+			t.Errorf("IsThrottlingCode(%q) = %v, want %v", code, got, want)
+		}
+	}
+	if s := ErrorClass(42).String(); s != "class(42)" {
+		t.Errorf("String of an unknown class = %q", s)
+	}
+}

@@ -205,6 +205,10 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 		cfg.Credentials = aws.NewCredentialsCache(provider)
 	}
 
+	if cfg.Credentials != nil {
+		cfg.Credentials = credentialsProvider{cfg.Credentials}
+	}
+
 	optFns := append([]func(*kinesissdk.Options){func(ko *kinesissdk.Options) {
 		if o.Endpoint != "" {
 			ko.BaseEndpoint = aws.String(o.Endpoint)
@@ -222,6 +226,26 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 		c.streamName = aws.String(o.Stream)
 	}
 	return c, nil
+}
+
+// credentialsProvider wraps every error of the provider it wraps (after its cache) in a
+// *CredentialsError, so that a request that failed for want of credentials is classified as such.
+type credentialsProvider struct{ aws.CredentialsProvider }
+
+func (p credentialsProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := p.CredentialsProvider.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		return c, &CredentialsError{Err: err}
+	}
+	return c, err
+}
+
+// ProviderSources passes the wrapped provider's sources on (the SDK reports them in its user agent).
+func (p credentialsProvider) ProviderSources() []aws.CredentialSource {
+	if s, ok := p.CredentialsProvider.(aws.CredentialProviderSource); ok {
+		return s.ProviderSources()
+	}
+	return nil
 }
 
 // NewRetryer returns the retry policy of one PutRecords request: with autoRetry, exactly one

@@ -15,6 +15,11 @@
  *                              empty. Lookup is case-insensitive, as in Fluent Bit
  *   flush INST THREAD TAG PATH a flush job: FLBPluginFlushCtx(ctx of INST, bytes
  *                              of file PATH, TAG) run by flush thread THREAD
+ *   reflush MAX DELAY_MS       as Fluent Bit's retries: a flush that returns
+ *                              FLB_RETRY is run again (the same bytes, in a fresh
+ *                              buffer) by its thread, DELAY_MS later, after the
+ *                              thread's other pending jobs, up to MAX more times
+ *                              (default 0: never)
  *   exit MODE                  ctx (default): FLBPluginExitCtx(ctx) per instance
  *                              null: one FLBPluginExitCtx(NULL), as --dry-run
  *                              plugin: FLBPluginExit() per instance
@@ -24,7 +29,8 @@
  * instance in manifest order on the main thread, with one shared plugin struct
  * whose o_ins and context are set per instance (remote_context read back after
  * each Init); then all flush threads start together (a barrier), each running
- * its jobs in manifest order; the exit calls after every thread has joined;
+ * its jobs in manifest order (jobs to flush again go to the back of its queue);
+ * the exit calls after every thread has joined;
  * FLBPluginUnregister last. Instances whose Init failed still get their exit
  * call (Fluent Bit destroys every instance), with whatever context they have.
  *
@@ -36,6 +42,7 @@
  *   register rc=N type=N proxy=N name=NAME
  *   init I rc=N ctx=0x...|null
  *   flush J rc=N ms=N          J is the job's index in manifest order
+ *   reflush J try=K rc=N ms=N  the K-th flush again of job J (K from 1)
  *   exitctx I rc=N | exitctx null rc=N | exit I rc=N
  *   unregister
  *   done
@@ -58,6 +65,7 @@
 /* The ABI, as in fluent-bit-go's output/flb_plugin.h and flb_output.h. */
 #define FLB_PROXY_OUTPUT_PLUGIN 2
 #define FLB_PROXY_GOLANG 11
+#define FLB_RETRY 2
 
 struct flb_plugin_proxy_def {
     int type;
@@ -115,6 +123,8 @@ static int ninstances;
 static struct job *jobs;
 static int njobs;
 static int nthreads;
+static int reflush_max;
+static int reflush_delay_ms;
 static flush_ctx_fn flush_ctx;
 static pthread_barrier_t start;
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -245,34 +255,95 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static void sleep_ms(double ms)
+{
+    struct timespec ts;
+
+    if (ms <= 0) {
+        return;
+    }
+    ts.tv_sec = (time_t) (ms / 1e3);
+    ts.tv_nsec = (long) ((ms - ts.tv_sec * 1e3) * 1e6);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* run_job flushes job j once (try 0 is the first flush) and returns the rc. */
+static int run_job(int j, int try)
+{
+    struct job *jb = &jobs[j];
+    long len;
+    char *data = read_file(jb->path, &len);
+    char *tag = xstrdup(jb->tag);
+    double t0 = now_ms();
+    int rc;
+
+    rc = flush_ctx(instances[jb->instance].context.remote_context, data, (int) len, tag);
+    if (try == 0) {
+        emit("flush %d rc=%d ms=%.0f", j, rc, now_ms() - t0);
+    }
+    else {
+        emit("reflush %d try=%d rc=%d ms=%.0f", j, try, rc, now_ms() - t0);
+    }
+    /* The chunk belongs to Fluent Bit: it is gone once the call returns. */
+    memset(data, 0xA5, (size_t) len);
+    memset(tag, 'X', strlen(tag));
+    free(data);
+    free(tag);
+    return rc;
+}
+
+/* A job waiting in a thread's queue: its next flush is try number try, not before due. */
+struct pending {
+    int job;
+    int try;
+    double due;
+};
+
 static void *flush_thread(void *arg)
 {
     int thread = (int) (intptr_t) arg;
+    struct pending *queue;
+    int n = 0;
+    int head = 0;
+    int count = 0;
     int j;
 
-    pthread_barrier_wait(&start);
     for (j = 0; j < njobs; j++) {
-        struct job *jb = &jobs[j];
-        long len;
-        char *data;
-        char *tag;
-        double t0;
+        n += jobs[j].thread == thread;
+    }
+    /* A ring of n slots: each job is in the queue at most once at a time. */
+    queue = calloc(n > 0 ? (size_t) n : 1, sizeof(*queue));
+    if (queue == NULL) {
+        fail(2, "out of memory");
+    }
+    for (j = 0; j < njobs; j++) {
+        if (jobs[j].thread == thread) {
+            queue[count].job = j;
+            count++;
+        }
+    }
+
+    pthread_barrier_wait(&start);
+    while (count > 0) {
+        struct pending p = queue[head];
         int rc;
 
-        if (jb->thread != thread) {
-            continue;
+        head = (head + 1) % n;
+        count--;
+        /* Jobs go to the back with increasing due times: the front is due first. */
+        sleep_ms(p.due - now_ms());
+        rc = run_job(p.job, p.try);
+        if (rc == FLB_RETRY && p.try < reflush_max) {
+            struct pending *q = &queue[(head + count) % n];
+
+            q->job = p.job;
+            q->try = p.try + 1;
+            q->due = now_ms() + reflush_delay_ms;
+            count++;
         }
-        data = read_file(jb->path, &len);
-        tag = xstrdup(jb->tag);
-        t0 = now_ms();
-        rc = flush_ctx(instances[jb->instance].context.remote_context, data, (int) len, tag);
-        emit("flush %d rc=%d ms=%.0f", j, rc, now_ms() - t0);
-        /* The chunk belongs to Fluent Bit: it is gone once the call returns. */
-        memset(data, 0xA5, (size_t) len);
-        memset(tag, 'X', strlen(tag));
-        free(data);
-        free(tag);
     }
+    free(queue);
     return NULL;
 }
 
@@ -380,6 +451,10 @@ int main(int argc, char **argv)
             }
             jobs = xrealloc(jobs, sizeof(*jobs) * (njobs + 1));
             jobs[njobs++] = jb;
+        }
+        else if (strcmp(word, "reflush") == 0) {
+            reflush_max = to_int(next_word(&s, lineno), lineno);
+            reflush_delay_ms = to_int(next_word(&s, lineno), lineno);
         }
         else if (strcmp(word, "exit") == 0) {
             if (strcmp(s, "ctx") != 0 && strcmp(s, "null") != 0 &&

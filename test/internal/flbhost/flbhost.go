@@ -63,12 +63,21 @@ const (
 	ExitNone   ExitMode = "none"
 )
 
+// Reflush makes the host flush again, as Fluent Bit's retries do, every job
+// that returned FLB_RETRY: the same bytes in a fresh buffer, Delay later,
+// after the thread's other pending jobs, at most Max more times.
+type Reflush struct {
+	Max   int
+	Delay time.Duration
+}
+
 // Manifest is what one host run does.
 type Manifest struct {
 	SO        string // the plugin library
 	Name      string // the name it must register
 	Instances []Instance
 	Jobs      []Job
+	Reflush   Reflush  // no flush again when Max is 0
 	Exit      ExitMode // ExitCtx when empty
 }
 
@@ -78,10 +87,13 @@ type Init struct {
 	Ctx string // remote_context after Init: "null" or a pointer
 }
 
-// Flush is the outcome of one FlushCtx call.
+// Flush is the outcome of a job: its first FlushCtx call, and the calls
+// that flushed it again (Manifest.Reflush).
 type Flush struct {
-	RC       int // -1 when the host did not report it
+	RC       int // the last call's return code; -1 when the host did not report it
 	Duration time.Duration
+	RCs      []int         // every call's return code, the first one first
+	Total    time.Duration // the time spent in all the calls
 }
 
 // Result is what a host run printed and how it ended.
@@ -126,6 +138,9 @@ func Run(ctx context.Context, bin, dir string, m Manifest, env []string) (*Resul
 		}
 		fmt.Fprintf(&mf, "flush %d %d %s %s\n", j.Instance, j.Thread, j.Tag, path)
 	}
+	if m.Reflush.Max > 0 {
+		fmt.Fprintf(&mf, "reflush %d %d\n", m.Reflush.Max, m.Reflush.Delay.Milliseconds())
+	}
 	exit := m.Exit
 	if exit == "" {
 		exit = ExitCtx
@@ -165,6 +180,7 @@ var (
 	reRegister = regexp.MustCompile(`^register rc=-?\d+ type=\d+ proxy=\d+ name=(.*)$`)
 	reInit     = regexp.MustCompile(`^init (\d+) rc=(-?\d+) ctx=(\S+)$`)
 	reFlush    = regexp.MustCompile(`^flush (\d+) rc=(-?\d+) ms=(\d+)$`)
+	reReflush  = regexp.MustCompile(`^reflush (\d+) try=(\d+) rc=(-?\d+) ms=(\d+)$`)
 	reExit     = regexp.MustCompile(`^exit(?:ctx)? (?:\d+|null) rc=(-?\d+)$`)
 )
 
@@ -184,7 +200,20 @@ func (r *Result) parse() error {
 			if j >= len(r.Flushes) || r.Flushes[j].RC != -1 {
 				return fmt.Errorf("flbhost: unexpected line %q", line)
 			}
-			r.Flushes[j] = Flush{RC: rc, Duration: time.Duration(ms) * time.Millisecond}
+			d := time.Duration(ms) * time.Millisecond
+			r.Flushes[j] = Flush{RC: rc, Duration: d, RCs: []int{rc}, Total: d}
+		} else if m := reReflush.FindStringSubmatch(line); m != nil {
+			j, _ := strconv.Atoi(m[1])
+			try, _ := strconv.Atoi(m[2])
+			rc, _ := strconv.Atoi(m[3])
+			ms, _ := strconv.Atoi(m[4])
+			if j >= len(r.Flushes) || len(r.Flushes[j].RCs) != try {
+				return fmt.Errorf("flbhost: unexpected line %q", line)
+			}
+			f := &r.Flushes[j]
+			f.RC = rc
+			f.RCs = append(f.RCs, rc)
+			f.Total += time.Duration(ms) * time.Millisecond
 		} else if m := reExit.FindStringSubmatch(line); m != nil {
 			rc, _ := strconv.Atoi(m[1])
 			r.Exits = append(r.Exits, rc)
