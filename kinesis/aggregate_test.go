@@ -1,22 +1,14 @@
 package kinesis
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"crypto/md5"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -550,170 +542,6 @@ func TestAggregateAllocs(t *testing.T) {
 				t.Fatalf("%v allocations per 1000 records, want 0", n)
 			}
 		})
-	}
-}
-
-// deaggregated is one line of test/kpl/deaggregate.js's output.
-type deaggregated struct {
-	Record          int     `json:"record"`
-	SubSequence     int     `json:"subSequence"`
-	Aggregated      bool    `json:"aggregated"`
-	PartitionKey    *string `json:"partitionKey"`
-	ExplicitHashKey *string `json:"explicitHashKey"`
-	Data            string  `json:"data"`
-}
-
-// nodeDeaggregate deaggregates records with AWS Labs' Node.js deaggregator (aws-kinesis-agg), an
-// implementation independent of ours. It fails the test, rather than skipping it, when node or
-// the package is missing: the check is part of the unit tests.
-func nodeDeaggregate(t *testing.T, records [][]byte) []deaggregated {
-	t.Helper()
-	const hint = "the KPL aggregation tests need node and the npm package aws-kinesis-agg: run `npm ci` in test/"
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node not found (%v); %s", err, hint)
-	}
-	script, err := filepath.Abs(filepath.Join("..", "test", "kpl", "deaggregate.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join("..", "test", "node_modules", "aws-kinesis-agg", "package.json")); err != nil {
-		t.Fatalf("aws-kinesis-agg is not installed (%v); %s", err, hint)
-	}
-	var in bytes.Buffer
-	for _, r := range records {
-		in.WriteString(base64.StdEncoding.EncodeToString(r))
-		in.WriteByte('\n')
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script)
-	cmd.Stdin = &in
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node %s: %v\n%s\n%s", script, err, stderr.Bytes(), hint)
-	}
-	var out []deaggregated
-	sc := bufio.NewScanner(&stdout)
-	sc.Buffer(nil, 64<<20)
-	for sc.Scan() {
-		var d deaggregated
-		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
-			t.Fatalf("deaggregate.js printed %q: %v", sc.Bytes(), err)
-		}
-		out = append(out, d)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// compareDeaggregated reports the first difference between what the Node deaggregator found in
-// aggregates and the user records that were added to them.
-func compareDeaggregated(got []deaggregated, want [][]userRecord) error {
-	i := 0
-	for n, recs := range want {
-		for j, r := range recs {
-			if i >= len(got) {
-				return fmt.Errorf("aggregate %d: deaggregated %d user records in all, want more", n, len(got))
-			}
-			d := got[i]
-			i++
-			if d.Record != n || d.SubSequence != j || !d.Aggregated {
-				return fmt.Errorf("aggregate %d, user record %d: deaggregated as record %d, sub-sequence %d, aggregated %v",
-					n, j, d.Record, d.SubSequence, d.Aggregated)
-			}
-			if d.PartitionKey == nil || *d.PartitionKey != r.Key {
-				return fmt.Errorf("aggregate %d, user record %d: partition key %s, want %q", n, j, quoteOrNull(d.PartitionKey), r.Key)
-			}
-			if d.ExplicitHashKey != nil {
-				return fmt.Errorf("aggregate %d, user record %d: explicit hash key %q, want none", n, j, *d.ExplicitHashKey)
-			}
-			data, err := base64.StdEncoding.DecodeString(d.Data)
-			if err != nil {
-				return err
-			}
-			if !bytes.Equal(data, r.Data) {
-				return fmt.Errorf("aggregate %d, user record %d: data %q, want %q", n, j, clip(data), clip(r.Data))
-			}
-		}
-	}
-	if i != len(got) {
-		return fmt.Errorf("deaggregated %d user records, want %d", len(got), i)
-	}
-	return nil
-}
-
-func quoteOrNull(s *string) string {
-	if s == nil {
-		return "null"
-	}
-	return fmt.Sprintf("%q", *s)
-}
-
-// TestAggregateNodeDeaggregator checks our aggregates with the official Node.js deaggregator:
-// every user record comes back with its data and its own partition key, byte for byte.
-func TestAggregateNodeDeaggregator(t *testing.T) {
-	t.Parallel()
-	rng := rand.New(rand.NewPCG(7, 8))
-	var aggregates [][]byte
-	var want [][]userRecord
-	add := func(a *Aggregator, recs []userRecord) {
-		t.Helper()
-		for _, r := range recs {
-			if res := a.Add(r.Data, r.Key); res != Added {
-				t.Fatalf("Add = %v", res)
-			}
-		}
-		aggregates = append(aggregates, finishChecked(t, a))
-		want = append(want, append([]userRecord(nil), recs...))
-		a.Reset()
-	}
-	a := NewAggregator(0)
-	add(a, []userRecord{{"only", []byte("one record\n")}})
-	add(a, []userRecord{{"k", nil}, {"k", []byte{0}}, {"k", allBytes()}})
-	add(a, []userRecord{{"zebra", []byte("1")}, {"apple", []byte("2")}, {"zebra", []byte("3")}, {"mango", []byte("4")}, {"apple", []byte("5")}})
-	add(a, []userRecord{{"ключ", []byte("x")}, {"键", []byte("y")}, {strings.Repeat("é", MaxPartitionKeyLen), []byte("z")}})
-	// Many distinct keys in a scrambled order: a table built in any other order than insertion
-	// (e.g. by ranging over a map) gives user records the wrong keys.
-	var many []userRecord
-	for i := range 300 {
-		many = append(many, userRecord{fmt.Sprintf("pod-%03d", (i*37)%100), []byte(fmt.Sprintf(`{"i":%d}`+"\n", i))})
-	}
-	add(a, many)
-	// Random mixes filled up to the limit.
-	for round := range 6 {
-		keys := randomKeys(rng, []int{1, 10, 400}[round%3])
-		var recs []userRecord
-		for {
-			r := randomRecord(rng, keys)
-			if res := a.Add(r.Data, r.Key); res != Added {
-				break
-			}
-			recs = append(recs, r)
-		}
-		aggregates = append(aggregates, finishChecked(t, a))
-		want = append(want, recs)
-		a.Reset()
-	}
-
-	got := nodeDeaggregate(t, aggregates)
-	if err := compareDeaggregated(got, want); err != nil {
-		t.Fatal(err)
-	}
-
-	// The comparison can fail: an aggregate whose table is in another order than insertion, as a
-	// table built by ranging over a map would be, is caught.
-	swapped := append([]byte(nil), aggregates[2]...) // table "zebra", "apple", "mango"
-	swapped = bytes.Replace(swapped, []byte("\x0a\x05zebra\x0a\x05apple"), []byte("\x0a\x05apple\x0a\x05zebra"), 1)
-	pb := swapped[4 : len(swapped)-md5.Size]
-	sum := md5.Sum(pb)
-	copy(swapped[len(swapped)-md5.Size:], sum[:])
-	got = nodeDeaggregate(t, [][]byte{swapped})
-	if err := compareDeaggregated(got, want[2:3]); err == nil || !strings.Contains(err.Error(), "partition key") {
-		t.Fatalf("a mislabelled table was not caught: %v", err)
 	}
 }
 

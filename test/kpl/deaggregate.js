@@ -1,7 +1,7 @@
 'use strict';
 // An independent check of the plugin's KPL aggregated records: it deaggregates them with
 // aws-kinesis-agg, AWS Labs' Node.js deaggregator (protobufjs, MD5 checked), and prints what a
-// consumer would get. Run by kinesis/aggregate_test.go; needs `npm ci` in test/.
+// consumer would get. Run by the end-to-end tests (test/internal/kpl); needs `npm ci` in test/.
 //
 // stdin:  one Kinesis record's data per line, base64.
 // stdout: one JSON line per user record, in order:
