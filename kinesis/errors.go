@@ -14,24 +14,14 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// retryableCodes are the API error codes (of a whole request, or of one entry) worth sending again:
-// throttling and server-side failures.
-var retryableCodes = map[string]struct{}{
-	CodeThroughputExceeded:        {},
+// serverFailureCodes are the API error codes (of a whole request, or of one entry) that mean a
+// failure on the service's side; with throttlingCodes, they are the codes worth sending again.
+var serverFailureCodes = map[string]struct{}{
 	CodeInternalFailure:           {},
 	"InternalFailureException":    {},
 	"InternalServerError":         {},
 	"ServiceUnavailable":          {},
 	"ServiceUnavailableException": {},
-	"KMSThrottlingException":      {},
-	"LimitExceededException":      {},
-	"Throttling":                  {},
-	"ThrottlingException":         {},
-	"ThrottledException":          {},
-	"RequestThrottled":            {},
-	"RequestThrottledException":   {},
-	"TooManyRequestsException":    {},
-	"SlowDown":                    {},
 	"RequestTimeout":              {},
 	"RequestTimeoutException":     {},
 }
@@ -39,8 +29,8 @@ var retryableCodes = map[string]struct{}{
 // IsRetryableCode reports whether an error code (PutRecordsResultEntry.ErrorCode, or an API error's
 // code) names a transient failure: throttling or a failure on the service's side.
 func IsRetryableCode(code string) bool {
-	_, ok := retryableCodes[code]
-	return ok
+	_, ok := serverFailureCodes[code]
+	return ok || IsThrottlingCode(code)
 }
 
 // IsRetryable reports whether sending the same request again later may succeed: throttling
