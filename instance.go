@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/batcher"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/config"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
@@ -78,11 +79,45 @@ func newInstance(g config.Getter, name string) (*instance, error) {
 			ReplaceDots:   cfg.ReplaceDots,
 			AppendNewline: cfg.AppendNewline,
 		},
-		Logger: log,
+		Logger:            log,
+		PartitionKey:      cfg.PartitionKey,
+		Compression:       cfg.Compression,
+		Aggregation:       cfg.Aggregation,
+		SimpleAggregation: cfg.SimpleAggregation,
+		Shards:            client,
 	})
 	log.Info("initialized: " + cfg.String())
+	logFeatures(log, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &instance{name: name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel}, nil
+}
+
+// logFeatures writes one line per packing feature that is on, saying what it does.
+func logFeatures(log *slog.Logger, cfg config.Config) {
+	if !cfg.PartitionKey.IsZero() {
+		if cfg.SimpleAggregation {
+			log.Warn(fmt.Sprintf("partition_key %q has no effect with simple_aggregation: each joined record gets a random partition key",
+				cfg.PartitionKey.String()))
+		} else {
+			log.Info(fmt.Sprintf("partition_key: a record's partition key is its field %q; a record without a usable value gets a random key",
+				cfg.PartitionKey.String()))
+		}
+	}
+	if cfg.Compression != compress.None {
+		log.Info(fmt.Sprintf("compression: each Kinesis record's data is compressed with %s; max_record_size applies to the compressed data",
+			cfg.Compression))
+	}
+	switch {
+	case cfg.Aggregation && !cfg.PartitionKey.IsZero():
+		log.Info(fmt.Sprintf("aggregation: KPL aggregated records of up to %d bytes, shard-aware: the stream's shards are listed "+
+			"(kinesis:ListShards) every %v, and each aggregate holds the records of one shard", cfg.MaxRecordSize, batcher.DefaultShardMapRefresh))
+	case cfg.Aggregation:
+		log.Info(fmt.Sprintf("aggregation: KPL aggregated records of up to %d bytes, the records of each aggregate sharing one random partition key",
+			cfg.MaxRecordSize))
+	case cfg.SimpleAggregation:
+		log.Info(fmt.Sprintf("simple_aggregation: records, each ending with a newline, are joined into Kinesis records of up to %d bytes",
+			cfg.MaxRecordSize))
+	}
 }
 
 // flush sends one chunk and says what Fluent Bit should do with it.

@@ -6,6 +6,12 @@
 // only the rest. A Pool gives each concurrent flush its own batcher, so that Fluent Bit's workers
 // can flush in parallel.
 //
+// A Kinesis record is one encoded record (its partition key from a field, or random), or several
+// joined by newlines (simple aggregation), or a KPL aggregate (aggregation; one per shard when a
+// partition key field and a shard map make it shard-aware), its data compressed if asked. A
+// Kinesis record that carries several events is accepted, resent (the same bytes) and remembered
+// by the Ledger as a unit: its events are all delivered, or none is.
+//
 // # Delivery
 //
 // A flush returns nil only when Kinesis accepted every record of the chunk, or the record was
@@ -42,6 +48,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
@@ -131,9 +138,28 @@ type Options struct {
 	// LogInterval rate-limits the lines about failed flushes; 0 means DefaultLogInterval, a
 	// negative value no limit.
 	LogInterval time.Duration
+
+	// PartitionKey is the record field whose value is each record's partition key; a record
+	// without a usable value, or every record when it is zero, gets a random key.
+	PartitionKey record.KeyPath
+	// Compression compresses each Kinesis record's data: a plain record, a whole KPL aggregate,
+	// or a simple_aggregation record. MaxRecordSize applies to the compressed data.
+	Compression compress.Kind
+	// Aggregation packs records into KPL aggregated records. With PartitionKey and Shards it is
+	// shard-aware: an aggregate holds the records of one shard only.
+	Aggregation bool
+	// SimpleAggregation joins records, each ending with a newline, into one Kinesis record up to
+	// MaxRecordSize, with a random partition key. Aggregation wins when both are set.
+	SimpleAggregation bool
+	// Shards lists the stream's shards for shard-aware aggregation; nil means not shard-aware.
+	Shards ShardLister
+	// ShardMapRefresh is how long a shard map is used before it is listed again; 0 means
+	// DefaultShardMapRefresh.
+	ShardMapRefresh time.Duration
 }
 
-// Result counts what one flush did.
+// Result counts what one flush did, in events (Fluent Bit records): a Kinesis record that
+// aggregates several events is accepted, failed or rejected with all of them.
 // Records = Accepted + Failed + Rejected + Skipped + Earlier.
 type Result struct {
 	Records  int // events decoded
@@ -151,38 +177,45 @@ type Stats struct {
 	Records         int64 // events decoded
 	Requests        int64 // PutRecords requests sent
 	RequestErrors   int64 // requests that failed as a whole
-	RecordsSent     int64 // records in the requests sent, resends included
+	RecordsSent     int64 // Kinesis records in the requests sent, resends included (an aggregate counts once)
 	BytesSent       int64 // their size (data + partition key)
 	Accepted        int64 // records accepted by Kinesis
 	Failed          int64 // records not accepted at the end of their flush (sent by a later flush)
-	Throttled       int64 // record sends refused for throttling (each attempt counts)
-	Resent          int64 // records sent again within a flush
+	Throttled       int64 // Kinesis record sends refused for throttling (each attempt counts)
+	Resent          int64 // Kinesis records sent again within a flush
 	Rejected        int64 // records in requests Kinesis refused as invalid
 	SkippedOversize int64 // records larger than MaxRecordSize
 	SkippedNoLogKey int64 // records without the log_key
 	SkippedInvalid  int64 // records the encoder rejected (e.g. not a map)
 	SkippedEarlier  int64 // records an earlier flush of the same chunk delivered (the ledger)
-	LedgerChunks    int64 // chunks the ledger holds now
-	LedgerEvicted   int64 // chunks the ledger forgot to stay within its bounds
+	// RandomKeyFallback counts records given a random partition key because their partition_key
+	// field was missing, empty or not a scalar.
+	RandomKeyFallback int64
+	LedgerChunks      int64 // chunks the ledger holds now
+	LedgerEvicted     int64 // chunks the ledger forgot to stay within its bounds
 }
 
 // String is the summary line of the totals, e.g. for the exit log.
 func (s Stats) String() string {
+	fallback := ""
+	if s.RandomKeyFallback > 0 {
+		fallback = fmt.Sprintf("; %d records without a usable partition_key field got a random key", s.RandomKeyFallback)
+	}
 	return fmt.Sprintf("%d flushes (%d to be retried), %d records: %d accepted, %d not delivered, %d rejected, "+
 		"%d skipped (%d oversize, %d without log_key, %d invalid, %d delivered by an earlier flush); "+
 		"%d requests (%d failed) sent %d records, %d bytes; %d throttled, %d resent; "+
-		"ledger: %d chunks held, %d forgotten",
+		"ledger: %d chunks held, %d forgotten%s",
 		s.Flushes, s.NotDelivered, s.Records, s.Accepted, s.Failed, s.Rejected,
 		s.SkippedOversize+s.SkippedNoLogKey+s.SkippedInvalid+s.SkippedEarlier,
 		s.SkippedOversize, s.SkippedNoLogKey, s.SkippedInvalid, s.SkippedEarlier,
 		s.Requests, s.RequestErrors, s.RecordsSent, s.BytesSent, s.Throttled, s.Resent,
-		s.LedgerChunks, s.LedgerEvicted)
+		s.LedgerChunks, s.LedgerEvicted, fallback)
 }
 
 type counters struct {
 	flushes, notDelivered, records, requests, requestErrors, recordsSent, bytesSent, accepted,
 	failed, throttled, resent, rejected, skippedOversize, skippedNoLogKey, skippedInvalid,
-	skippedEarlier atomic.Int64
+	skippedEarlier, randomKeyFallback atomic.Int64
 }
 
 // Pool hands each concurrent flush its own batcher. It is safe for concurrent use.
@@ -195,6 +228,11 @@ type Pool struct {
 	ledger        *Ledger
 	warnLimit     logLimiter // lines about flushes with failures
 	errorLimit    logLimiter // lines about credentials, missing streams, rejected requests
+	keyPath       record.KeyPath
+	compression   compress.Kind
+	packing       packing
+	aggMaxSize    int        // the aggregator's limit, so that a compressed aggregate fits maxRecordSize
+	shards        shardCache // for shard-aware aggregation
 
 	mu       sync.Mutex
 	free     []*batcher // idle batchers, reused to keep their buffers
@@ -223,7 +261,18 @@ func NewPool(p Putter, o Options) *Pool {
 	if every == 0 {
 		every = DefaultLogInterval
 	}
-	return &Pool{
+	pk := packPlain
+	switch {
+	case o.Aggregation:
+		pk = packKPL
+	case o.SimpleAggregation:
+		pk = packSimple
+	}
+	refresh := o.ShardMapRefresh
+	if refresh <= 0 {
+		refresh = DefaultShardMapRefresh
+	}
+	pool := &Pool{
 		putter:        p,
 		recordOpts:    o.Record,
 		maxRecordSize: max,
@@ -232,7 +281,15 @@ func NewPool(p Putter, o Options) *Pool {
 		ledger:        ledger,
 		warnLimit:     logLimiter{every: every},
 		errorLimit:    logLimiter{every: every},
+		keyPath:       o.PartitionKey,
+		compression:   o.Compression,
+		packing:       pk,
+		aggMaxSize:    aggregateLimit(max, o.Compression),
 	}
+	if pk == packKPL && !o.PartitionKey.IsZero() {
+		pool.shards = shardCache{lister: o.Shards, refresh: refresh}
+	}
+	return pool
 }
 
 // Flush decodes, encodes, batches and sends chunk, resends what Kinesis did not accept, and
@@ -262,6 +319,7 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 		earlier, _ = p.ledger.Take(key)
 	}
 
+	b.shardMap = p.shardMap(ctx)
 	b.begin(tag, earlier)
 	b.dec.Reset(chunk)
 	var ev record.Event
@@ -327,6 +385,8 @@ func (p *Pool) Stats() Stats {
 		SkippedEarlier:  s.skippedEarlier.Load(),
 		LedgerChunks:    int64(p.ledger.Len()),
 		LedgerEvicted:   p.ledger.Evicted(),
+
+		RandomKeyFallback: s.randomKeyFallback.Load(),
 	}
 }
 
@@ -355,6 +415,12 @@ func (p *Pool) release(b *batcher) {
 	if cap(b.retryArena) > maxKeptArena {
 		b.retryArena = nil // a big chunk failed: let it go
 	}
+	if cap(b.raw) > maxKeptArena {
+		b.raw = nil
+	}
+	if cap(b.scratch) > maxKeptArena {
+		b.scratch = nil
+	}
 	p.mu.Lock()
 	if !p.closed {
 		p.free = append(p.free, b)
@@ -372,6 +438,8 @@ func (p *Pool) newBatcher() *batcher {
 		keys:    kinesis.NewKeyGen(binary.LittleEndian.Uint64(seed[:])),
 		spans:   make([]span, 0, kinesis.MaxRecordsPerRequest),
 		entries: make([]kinesis.Entry, 0, kinesis.MaxRecordsPerRequest),
+		comp:    compress.New(p.compression),
+		keyStrs: make(map[string]string),
 	}
 }
 

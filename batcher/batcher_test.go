@@ -47,7 +47,7 @@ func (f *fakePutter) PutRecords(ctx context.Context, entries []kinesis.Entry) (k
 	}
 	cp := make([]kinesis.Entry, len(entries))
 	for i, e := range entries {
-		cp[i] = kinesis.Entry{Data: bytes.Clone(e.Data), PartitionKey: e.PartitionKey}
+		cp[i] = kinesis.Entry{Data: bytes.Clone(e.Data), PartitionKey: e.PartitionKey, ExplicitHashKey: e.ExplicitHashKey}
 	}
 	f.mu.Lock()
 	req := len(f.requests)

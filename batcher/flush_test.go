@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
@@ -198,13 +199,30 @@ func BenchmarkFlush(b *testing.B) {
 			"kubernetes_pod", "web-7d4b9c-abcde",
 		))...)
 	}
-	p := NewPool(nopPutterShared{codes: make([]string, kinesis.MaxRecordsPerRequest)}, Options{Record: record.Options{AppendNewline: true}})
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.SetBytes(int64(len(chunk)))
-	for b.Loop() {
-		if _, err := p.Flush(ctx, chunk, "kube.var.log"); err != nil {
-			b.Fatal(err)
-		}
+	cases := []struct {
+		name string
+		opts Options
+	}{
+		{"plain", Options{}},
+		{"partition_key", Options{PartitionKey: mustKeyPath(b, "kubernetes_pod")}},
+		{"aggregation", Options{Aggregation: true}},
+		{"simple_aggregation", Options{SimpleAggregation: true}},
+		{"compression=zstd", Options{Compression: compress.Zstd}},
+		{"compression=gzip", Options{Compression: compress.Gzip}},
+		{"aggregation/compression=zstd", Options{Aggregation: true, Compression: compress.Zstd}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			c.opts.Record = record.Options{AppendNewline: true}
+			p := NewPool(nopPutterShared{codes: make([]string, kinesis.MaxRecordsPerRequest)}, c.opts)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(chunk)))
+			for b.Loop() {
+				if _, err := p.Flush(ctx, chunk, "kube.var.log"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -8,15 +8,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
-// span locates one record to send in a buffer (the arena or the retry arena).
+// span locates one Kinesis record to send in a buffer (the arena or the retry arena). A Kinesis
+// record carries one event, or several when aggregated: it is accepted, failed, resent (the same
+// bytes) or rejected as a unit, and so are its events.
 type span struct {
-	off, n int
-	key    string
-	idx    int // the record's position among the flush's records (events), from 0
+	off, n  int
+	key     string
+	hashKey string // the explicit hash key, or ""
+	ev, nev int    // its events' indexes are b.events[ev : ev+nev]
 }
 
 func (s span) size() int { return s.n + len(s.key) } // kinesis.Entry.Size
@@ -35,8 +39,23 @@ type batcher struct {
 	enc  *record.Encoder
 	keys *kinesis.KeyGen
 
+	comp    *compress.Compressor
+	raw     []byte            // one encoded record, when it is not encoded straight into the arena
+	scratch []byte            // a finished aggregate, before it is compressed into the arena
+	keyBuf  []byte            // the partition key field's value, before it is interned
+	keyStrs map[string]string // interned partition keys, see recordKey
+	one     [1]int            // the event list of a record that carries one event
+
+	joined    []byte // simple_aggregation: the records joined so far
+	joinedEvs []int  // and their events
+
+	groups   []*aggGroup       // aggregation: one per shard of shardMap (one when it is nil)
+	ngroups  int               // the groups in use this flush
+	shardMap *kinesis.ShardMap // this flush's shard map, nil when aggregation is not shard-aware
+
 	arena   []byte          // the pending request's data, then possibly one record being added
 	spans   []span          // the pending request's records
+	events  []int           // per flush: the event indexes of the records committed, see span
 	pending int             // the pending request's size (data + partition keys)
 	entries []kinesis.Entry // scratch for the request being sent
 
@@ -66,8 +85,9 @@ type batcher struct {
 	requests, requestErrs  int
 	recordsSent, bytesSent int
 
-	oversize     int
+	oversize     int // events skipped as larger than the maximum record size
 	largest      int // the largest oversize record
+	randomKeys   int // events without a usable partition_key field, given a random key
 	noLogKey     int
 	firstInvalid error
 }
@@ -75,7 +95,9 @@ type batcher struct {
 // begin starts a flush of a chunk with this tag; earlier holds the events an earlier flush of the
 // same chunk delivered, which are not sent again.
 func (b *batcher) begin(tag string, earlier Bitset) {
-	b.arena, b.spans, b.pending = b.arena[:0], b.spans[:0], 0
+	b.arena, b.spans, b.pending, b.events = b.arena[:0], b.spans[:0], 0, b.events[:0]
+	b.joined, b.joinedEvs = b.joined[:0], b.joinedEvs[:0]
+	b.prepareGroups()
 	b.retryArena, b.retry = b.retryArena[:0], b.retry[:0]
 	b.tag, b.res, b.earlier = tag, Result{}, earlier
 	b.attempt, b.halted, b.stop, b.stopClass, b.stopErr = 1, false, false, 0, nil
@@ -83,11 +105,12 @@ func (b *batcher) begin(tag string, earlier Bitset) {
 	b.firstSent, b.firstFailed, b.codes = 0, 0, codeTally{}
 	b.firstErr, b.rejectErr, b.rejectShape = nil, nil, ""
 	b.throttled, b.resent, b.requests, b.requestErrs, b.recordsSent, b.bytesSent = 0, 0, 0, 0, 0, 0
-	b.oversize, b.largest, b.noLogKey, b.firstInvalid = 0, 0, 0, nil
+	b.oversize, b.largest, b.noLogKey, b.firstInvalid, b.randomKeys = 0, 0, 0, nil, 0
 }
 
-// addEvent encodes ev straight into the arena and adds it to the pending request, unless an
-// earlier flush of the chunk delivered it.
+// addEvent encodes ev and adds it to the flush's records, unless an earlier flush of the chunk
+// delivered it. A plain record without compression is encoded straight into the arena; otherwise
+// it is encoded into b.raw, then compressed or aggregated (see place).
 func (b *batcher) addEvent(ctx context.Context, ev *record.Event) {
 	idx := b.res.Records
 	b.res.Records++
@@ -95,41 +118,72 @@ func (b *batcher) addEvent(ctx context.Context, ev *record.Event) {
 		b.res.Earlier++
 		return
 	}
-	start := len(b.arena)
-	out, err := b.enc.Append(b.arena, ev)
+	if b.direct() {
+		start := len(b.arena)
+		out, err := b.enc.Append(b.arena, ev)
+		if err != nil {
+			// b.arena[:start] is intact whatever Append returned: append never writes below len.
+			b.arena = b.arena[:start]
+			b.skipInvalid(idx, err)
+			return
+		}
+		b.arena = out
+		key := b.recordKey(ev.Body)
+		if key == "" {
+			key = b.keys.Next()
+		}
+		b.one[0] = idx
+		b.commit(ctx, start, key, "", b.one[:])
+		return
+	}
+	raw, err := b.enc.Append(b.raw[:0], ev)
 	if err != nil {
-		// b.arena[:start] is intact whatever Append returned: append never writes below len.
-		b.arena = b.arena[:start]
 		b.skipInvalid(idx, err)
 		return
 	}
-	b.arena = out
-	b.commit(ctx, start)
+	b.raw = raw
+	key := ""
+	if b.pool.packing != packSimple { // simple_aggregation gives each Kinesis record a random key
+		key = b.recordKey(ev.Body)
+	}
+	b.place(ctx, idx, raw, key)
 }
 
-// add adds one already encoded record to the pending request. Flush uses addEvent; tests and
-// benchmarks use add to drive the packing without the record package.
-func (b *batcher) add(ctx context.Context, data []byte) {
+// add adds one already encoded record to the flush's records, with a random partition key. Flush
+// uses addEvent; tests and benchmarks use add to drive the packing without the record package.
+func (b *batcher) add(ctx context.Context, data []byte) { b.addKeyed(ctx, data, "") }
+
+// addKeyed is add with a partition key ("" for a random one).
+func (b *batcher) addKeyed(ctx context.Context, data []byte, key string) {
 	idx := b.res.Records
 	b.res.Records++
 	if b.earlier.Has(idx) {
 		b.res.Earlier++
 		return
 	}
-	start := len(b.arena)
-	b.arena = append(b.arena, data...)
-	b.commit(ctx, start)
+	if b.direct() {
+		if key == "" {
+			key = b.keys.Next()
+		}
+		start := len(b.arena)
+		b.arena = append(b.arena, data...)
+		b.one[0] = idx
+		b.commit(ctx, start, key, "", b.one[:])
+		return
+	}
+	b.place(ctx, idx, data, key)
 }
 
-// commit makes the record in b.arena[start:] part of the pending request, sending the pending
-// request first when the record would break one of its limits.
-func (b *batcher) commit(ctx context.Context, start int) {
+// commit makes the Kinesis record in b.arena[start:], which carries the events evs, part of the
+// pending request, sending the pending request first when the record would break one of its
+// limits. A record larger than the maximum record size is dropped, and its events counted as
+// oversize. evs is copied.
+func (b *batcher) commit(ctx context.Context, start int, key, hashKey string, evs []int) {
 	n := len(b.arena) - start
-	key := b.keys.Next()
 	size := n + len(key) // kinesis.Entry.Size
 	if size > b.pool.maxRecordSize {
 		b.arena = b.arena[:start]
-		b.oversize++
+		b.oversize += len(evs)
 		b.largest = max(b.largest, size)
 		return
 	}
@@ -140,9 +194,14 @@ func (b *batcher) commit(ctx context.Context, start int) {
 		b.arena = b.arena[:n]
 		start = 0
 	}
-	b.spans = append(b.spans, span{off: start, n: n, key: key, idx: b.res.Records - 1})
+	ev := len(b.events)
+	b.events = append(b.events, evs...)
+	b.spans = append(b.spans, span{off: start, n: n, key: key, hashKey: hashKey, ev: ev, nev: len(evs)})
 	b.pending += size
 }
+
+// eventsOf returns the indexes of the events s carries.
+func (b *batcher) eventsOf(s span) []int { return b.events[s.ev : s.ev+s.nev] }
 
 // send sends the first pass's pending request, if any. It leaves the arena alone: the caller
 // decides what it keeps.
@@ -175,7 +234,7 @@ func (b *batcher) put(ctx context.Context, buf []byte, spans []span, size int) {
 	entries := b.entries[:0]
 	for _, s := range spans {
 		// Cap each slice at its end, so that no Putter can append over the next record.
-		entries = append(entries, kinesis.Entry{Data: buf[s.off : s.off+s.n : s.off+s.n], PartitionKey: s.key})
+		entries = append(entries, kinesis.Entry{Data: buf[s.off : s.off+s.n : s.off+s.n], PartitionKey: s.key, ExplicitHashKey: s.hashKey})
 	}
 	b.entries = entries
 	defer clear(entries) // keep neither the data nor the keys alive
@@ -196,7 +255,7 @@ func (b *batcher) put(ctx context.Context, buf []byte, spans []span, size int) {
 	}
 	for i, code := range res.ErrorCodes {
 		if code == "" {
-			b.res.Accepted++
+			b.res.Accepted += spans[i].nev
 			continue
 		}
 		b.codes.add(code, 1)
@@ -208,7 +267,7 @@ func (b *batcher) put(ctx context.Context, buf []byte, spans []span, size int) {
 		}
 		switch class := kinesis.ClassifyCode(code); {
 		case class == kinesis.ClassRejected:
-			b.rejected = append(b.rejected, spans[i].idx)
+			b.rejected = append(b.rejected, b.eventsOf(spans[i])...)
 			continue
 		case !b.stop && !b.pool.retry.CheckRetry(ctx, class):
 			b.stopWith(class, nil)
@@ -240,7 +299,7 @@ func (b *batcher) requestFailed(ctx context.Context, err error, buf []byte, span
 			b.rejectErr, b.rejectShape = err, requestShape(b.entries)
 		}
 		for _, s := range spans {
-			b.rejected = append(b.rejected, s.idx)
+			b.rejected = append(b.rejected, b.eventsOf(s)...)
 		}
 		return
 	}
@@ -268,12 +327,14 @@ func (b *batcher) stopWith(class kinesis.ErrorClass, err error) {
 // the pass: each record is then moved towards the front (memmove), never over a record not yet
 // handled, because a record's new place never comes after its old one.
 func (b *batcher) fail(buf []byte, s span) {
+	old := s.off
 	if b.stop {
-		b.unsent = append(b.unsent, s.idx)
+		b.unsent = append(b.unsent, b.eventsOf(s)...)
 		return
 	}
-	b.retry = append(b.retry, span{off: len(b.retryArena), n: s.n, key: s.key, idx: s.idx})
-	b.retryArena = append(b.retryArena, buf[s.off:s.off+s.n]...)
+	s.off = len(b.retryArena)
+	b.retry = append(b.retry, s)
+	b.retryArena = append(b.retryArena, buf[old:old+s.n]...)
 }
 
 // resend sends the records that failed again, in passes packed under the request limits, with the
@@ -346,10 +407,14 @@ func (b *batcher) skipInvalid(idx int, err error) {
 // totals and returns the flush's result (see Pool.Flush for the error). When the chunk is to be
 // flushed again, it sets b.remember to the events not to send again.
 func (b *batcher) end(ctx context.Context, decErr error) (Result, error) {
+	b.finishPending(ctx)
 	b.send(ctx)
 	b.arena = b.arena[:0]
 	b.resend(ctx)
-	b.res.Failed = len(b.retry) + len(b.unsent)
+	b.res.Failed = len(b.unsent)
+	for _, s := range b.retry {
+		b.res.Failed += s.nev
+	}
 	b.res.Rejected = len(b.rejected)
 	b.res.Skipped = b.oversize + b.noLogKey + len(b.invalid)
 	res := b.res
@@ -408,10 +473,12 @@ func (b *batcher) end(ctx context.Context, decErr error) (Result, error) {
 	s.skippedNoLogKey.Add(int64(b.noLogKey))
 	s.skippedInvalid.Add(int64(len(b.invalid)))
 	s.skippedEarlier.Add(int64(res.Earlier))
+	s.randomKeyFallback.Add(int64(b.randomKeys))
 
 	b.logSkips()
 	b.logFailures(res, err)
 	b.tag, b.earlier, b.firstErr, b.rejectErr, b.stopErr, b.firstInvalid = "", nil, nil, nil, nil, nil
+	b.shardMap = nil
 	clear(b.retry[:cap(b.retry)]) // keep no partition keys alive
 	return res, err
 }
@@ -427,7 +494,9 @@ func (b *batcher) doneSet() Bitset {
 	}
 	done := fullBitset(b.res.Records)
 	for _, s := range b.retry {
-		done.clear(s.idx)
+		for _, i := range b.eventsOf(s) {
+			done.clear(i)
+		}
 	}
 	for _, lists := range [][]int{b.unsent, b.rejected, b.invalid} {
 		for _, i := range lists {
@@ -530,6 +599,10 @@ func (b *batcher) logSkips() {
 	if b.noLogKey > 0 {
 		log.Warn(fmt.Sprintf("skipped %d records without log_key %q in a chunk of tag %q",
 			b.noLogKey, b.pool.recordOpts.LogKey, b.tag), tag)
+	}
+	if b.randomKeys > 0 {
+		log.Debug(fmt.Sprintf("%d records without a usable partition_key %q field got a random partition key in a chunk of tag %q",
+			b.randomKeys, b.pool.keyPath.String(), b.tag), tag)
 	}
 	// Records that cannot be encoded make the flush fail with ErrBadChunk, logged by the caller;
 	// when a delivery failure takes precedence, they are reported on the retry.

@@ -68,6 +68,10 @@ var (
 type Entry struct {
 	Data         []byte
 	PartitionKey string
+	// ExplicitHashKey, when not "", is the hash key (decimal) that routes the record instead of
+	// its partition key's MD5: shard-aware aggregation sends an aggregate to the shard of its
+	// user records with it. It does not count in Size: Kinesis counts data and partition key.
+	ExplicitHashKey string
 }
 
 // Size is the record's size as Kinesis counts it against every limit.
@@ -146,6 +150,7 @@ type Client struct {
 type requestBuf struct {
 	records []types.PutRecordsRequestEntry
 	keys    []string
+	hashes  []string // explicit hash keys
 }
 
 // New builds a client. It does not contact AWS: credentials are resolved at the first request.
@@ -291,6 +296,7 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 	n := len(entries)
 	buf.records = grow(buf.records, n)
 	buf.keys = grow(buf.keys, n)
+	buf.hashes = grow(buf.hashes, n)
 	for i := range entries {
 		buf.keys[i] = entries[i].PartitionKey
 		data := entries[i].Data
@@ -298,6 +304,10 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 			data = []byte{} // the SDK rejects a nil blob; an empty one is Kinesis's to judge
 		}
 		buf.records[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: &buf.keys[i]}
+		if h := entries[i].ExplicitHashKey; h != "" {
+			buf.hashes[i] = h
+			buf.records[i].ExplicitHashKey = &buf.hashes[i]
+		}
 	}
 
 	out, err := c.api.PutRecords(ctx, &kinesissdk.PutRecordsInput{
@@ -326,6 +336,7 @@ func (c *Client) putBuf(buf *requestBuf) {
 	// Drop references to the caller's data before the buffer waits in the pool.
 	clear(buf.records)
 	clear(buf.keys)
+	clear(buf.hashes)
 	c.bufs.Put(buf)
 }
 

@@ -117,8 +117,9 @@ func decodePut(r *http.Request) (putRequest, error) {
 		StreamName *string
 		StreamARN  *string
 		Records    []struct {
-			Data         string
-			PartitionKey string
+			Data            string
+			PartitionKey    string
+			ExplicitHashKey *string
 		}
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
@@ -137,7 +138,14 @@ func decodePut(r *http.Request) (putRequest, error) {
 		if err != nil {
 			return putRequest{}, fmt.Errorf("decode data %q: %w", rec.Data, err)
 		}
-		req.Records = append(req.Records, Entry{Data: data, PartitionKey: rec.PartitionKey})
+		e := Entry{Data: data, PartitionKey: rec.PartitionKey}
+		if rec.ExplicitHashKey != nil {
+			e.ExplicitHashKey = *rec.ExplicitHashKey
+			if e.ExplicitHashKey == "" {
+				return putRequest{}, errors.New("empty ExplicitHashKey sent")
+			}
+		}
+		req.Records = append(req.Records, e)
 	}
 	return req, nil
 }
@@ -250,6 +258,44 @@ func TestPutRecordsSendsExactBytes(t *testing.T) {
 		}
 		if got.PartitionKey != entries[i].PartitionKey {
 			t.Errorf("record %d key = %q, want %q", i, got.PartitionKey, entries[i].PartitionKey)
+		}
+	}
+}
+
+// TestPutRecordsExplicitHashKey: an entry's ExplicitHashKey is sent when set, and the field is
+// left out when not (Kinesis rejects an empty one); it does not count in the request's size.
+func TestPutRecordsExplicitHashKey(t *testing.T) {
+	isolateEnv(t)
+	srv := newFakeKinesis(t, nil)
+	c := newTestClient(t, Options{Endpoint: srv.URL, Stream: "my-stream"})
+	entries := []Entry{
+		{Data: []byte("a"), PartitionKey: "k1", ExplicitHashKey: "85070591730234615865843651857942052864"},
+		{Data: []byte("b"), PartitionKey: "k2"},
+		{Data: []byte("c"), PartitionKey: "k3", ExplicitHashKey: "0"},
+	}
+	if got := entries[0].Size(); got != 3 {
+		t.Errorf("Size() = %d, want 3: the explicit hash key does not count", got)
+	}
+	for range 2 { // the second request reuses the pooled buffers: no stale hash key
+		if _, err := c.PutRecords(context.Background(), entries); err != nil {
+			t.Fatalf("PutRecords: %v", err)
+		}
+		entries[0].ExplicitHashKey = ""
+	}
+	reqs := srv.recorded()
+	if len(reqs) != 2 {
+		t.Fatalf("server got %d requests, want 2", len(reqs))
+	}
+	want := [][]string{
+		{"85070591730234615865843651857942052864", "", "0"},
+		{"", "", "0"},
+	}
+	for r, req := range reqs {
+		for i, rec := range req.Records {
+			if rec.ExplicitHashKey != want[r][i] || rec.PartitionKey != entries[i].PartitionKey {
+				t.Errorf("request %d record %d: key %q, explicit hash key %q; want %q, %q",
+					r, i, rec.PartitionKey, rec.ExplicitHashKey, entries[i].PartitionKey, want[r][i])
+			}
 		}
 	}
 }
