@@ -123,6 +123,8 @@ func Start(ctx context.Context, testDir string, logw io.Writer) (*Server, error)
 		"KINESIS_MOCK_TLS_PORT="+strconv.Itoa(tlsPort),
 		"KINESIS_MOCK_CERT_PATH="+certPath,
 		"LOG_LEVEL=WARN",
+		// Every test creates its own streams, in parallel; the default 50 shards is not enough.
+		"SHARD_LIMIT=1000",
 		"AWS_REGION="+Region,
 		"SHOULD_PERSIST_DATA=false",
 		"LOAD_DATA_IF_EXISTS=false",
