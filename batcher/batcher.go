@@ -154,7 +154,8 @@ type Options struct {
 	// Shards lists the stream's shards for shard-aware aggregation; nil means not shard-aware.
 	Shards ShardLister
 	// ShardMapRefresh is how long a shard map is used before it is listed again; 0 means
-	// DefaultShardMapRefresh.
+	// DefaultShardMapRefresh. It is listed again sooner when Kinesis puts an aggregate in another
+	// shard than the map's (the stream was resharded).
 	ShardMapRefresh time.Duration
 }
 
@@ -287,7 +288,7 @@ func NewPool(p Putter, o Options) *Pool {
 		aggMaxSize:    aggregateLimit(max, o.Compression),
 	}
 	if pk == packKPL && !o.PartitionKey.IsZero() {
-		pool.shards = shardCache{lister: o.Shards, refresh: refresh}
+		pool.shards = shardCache{lister: o.Shards, refresh: refresh, infoLimit: logLimiter{every: every}}
 	}
 	return pool
 }

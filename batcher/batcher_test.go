@@ -24,6 +24,9 @@ type fakePutter struct {
 
 	// code, when set, gives the error code of an entry ("" = accepted); req counts from 0.
 	code func(req, i int, e kinesis.Entry) string
+	// shard, when set, gives the shard ID of an accepted entry (PutResult.ShardIDs); without it
+	// the result has no ShardIDs.
+	shard func(req, i int, e kinesis.Entry) string
 	// err, when set, makes a whole request fail.
 	err func(req int) error
 	// short, when set, answers with one error code too few.
@@ -75,6 +78,14 @@ func (f *fakePutter) PutRecords(ctx context.Context, entries []kinesis.Entry) (k
 			if c := f.code(req, i, e); c != "" {
 				res.ErrorCodes[i] = c
 				res.FailedCount++
+			}
+		}
+	}
+	if f.shard != nil {
+		res.ShardIDs = make([]string, len(entries))
+		for i, e := range cp {
+			if res.ErrorCodes[i] == "" {
+				res.ShardIDs[i] = f.shard(req, i, e)
 			}
 		}
 	}

@@ -19,9 +19,12 @@ import (
 type span struct {
 	off, n  int
 	key     string
-	hashKey string // the explicit hash key, or ""
-	ev, nev int    // its events' indexes are b.events[ev : ev+nev]
+	shard   int // the shard of b.shardMap whose explicit hash key it is sent with, or noShard
+	ev, nev int // its events' indexes are b.events[ev : ev+nev]
 }
+
+// noShard is the shard of a record sent without an explicit hash key: routed by its partition key.
+const noShard = -1
 
 func (s span) size() int { return s.n + len(s.key) } // kinesis.Entry.Size
 
@@ -49,9 +52,10 @@ type batcher struct {
 	joined    []byte // simple_aggregation: the records joined so far
 	joinedEvs []int  // and their events
 
-	groups   []*aggGroup       // aggregation: one per shard of shardMap (one when it is nil)
-	ngroups  int               // the groups in use this flush
-	shardMap *kinesis.ShardMap // this flush's shard map, nil when aggregation is not shard-aware
+	groups        []*aggGroup       // aggregation: one per shard of shardMap (one when it is nil)
+	ngroups       int               // the groups in use this flush
+	shardMap      *kinesis.ShardMap // this flush's shard map, nil when aggregation is not shard-aware
+	shardsChanged bool              // this flush found shardMap out of date, see checkShard
 
 	arena   []byte          // the pending request's data, then possibly one record being added
 	spans   []span          // the pending request's records
@@ -98,6 +102,7 @@ func (b *batcher) begin(tag string, earlier Bitset) {
 	b.arena, b.spans, b.pending, b.events = b.arena[:0], b.spans[:0], 0, b.events[:0]
 	b.joined, b.joinedEvs = b.joined[:0], b.joinedEvs[:0]
 	b.prepareGroups()
+	b.shardsChanged = false
 	b.retryArena, b.retry = b.retryArena[:0], b.retry[:0]
 	b.tag, b.res, b.earlier = tag, Result{}, earlier
 	b.attempt, b.halted, b.stop, b.stopClass, b.stopErr = 1, false, false, 0, nil
@@ -133,7 +138,7 @@ func (b *batcher) addEvent(ctx context.Context, ev *record.Event) {
 			key = b.keys.Next()
 		}
 		b.one[0] = idx
-		b.commit(ctx, start, key, "", b.one[:])
+		b.commit(ctx, start, key, noShard, b.one[:])
 		return
 	}
 	raw, err := b.enc.Append(b.raw[:0], ev)
@@ -168,7 +173,7 @@ func (b *batcher) addKeyed(ctx context.Context, data []byte, key string) {
 		start := len(b.arena)
 		b.arena = append(b.arena, data...)
 		b.one[0] = idx
-		b.commit(ctx, start, key, "", b.one[:])
+		b.commit(ctx, start, key, noShard, b.one[:])
 		return
 	}
 	b.place(ctx, idx, data, key)
@@ -176,9 +181,10 @@ func (b *batcher) addKeyed(ctx context.Context, data []byte, key string) {
 
 // commit makes the Kinesis record in b.arena[start:], which carries the events evs, part of the
 // pending request, sending the pending request first when the record would break one of its
-// limits. A record larger than the maximum record size is dropped, and its events counted as
-// oversize. evs is copied.
-func (b *batcher) commit(ctx context.Context, start int, key, hashKey string, evs []int) {
+// limits. It is sent with the explicit hash key of shard (of b.shardMap), unless shard is noShard.
+// A record larger than the maximum record size is dropped, and its events counted as oversize.
+// evs is copied.
+func (b *batcher) commit(ctx context.Context, start int, key string, shard int, evs []int) {
 	n := len(b.arena) - start
 	size := n + len(key) // kinesis.Entry.Size
 	if size > b.pool.maxRecordSize {
@@ -196,7 +202,7 @@ func (b *batcher) commit(ctx context.Context, start int, key, hashKey string, ev
 	}
 	ev := len(b.events)
 	b.events = append(b.events, evs...)
-	b.spans = append(b.spans, span{off: start, n: n, key: key, hashKey: hashKey, ev: ev, nev: len(evs)})
+	b.spans = append(b.spans, span{off: start, n: n, key: key, shard: shard, ev: ev, nev: len(evs)})
 	b.pending += size
 }
 
@@ -234,7 +240,11 @@ func (b *batcher) put(ctx context.Context, buf []byte, spans []span, size int) {
 	entries := b.entries[:0]
 	for _, s := range spans {
 		// Cap each slice at its end, so that no Putter can append over the next record.
-		entries = append(entries, kinesis.Entry{Data: buf[s.off : s.off+s.n : s.off+s.n], PartitionKey: s.key, ExplicitHashKey: s.hashKey})
+		e := kinesis.Entry{Data: buf[s.off : s.off+s.n : s.off+s.n], PartitionKey: s.key}
+		if s.shard != noShard {
+			e.ExplicitHashKey = b.shardMap.Shard(s.shard).ExplicitHashKey()
+		}
+		entries = append(entries, e)
 	}
 	b.entries = entries
 	defer clear(entries) // keep neither the data nor the keys alive
@@ -253,9 +263,16 @@ func (b *batcher) put(ctx context.Context, buf []byte, spans []span, size int) {
 		b.requestFailed(ctx, err, buf, spans)
 		return
 	}
+	shardIDs := res.ShardIDs
+	if len(shardIDs) != len(entries) {
+		shardIDs = nil // a Putter that does not report shards
+	}
 	for i, code := range res.ErrorCodes {
 		if code == "" {
 			b.res.Accepted += spans[i].nev
+			if shardIDs != nil && spans[i].shard != noShard {
+				b.checkShard(spans[i].shard, shardIDs[i])
+			}
 			continue
 		}
 		b.codes.add(code, 1)
@@ -273,6 +290,31 @@ func (b *batcher) put(ctx context.Context, buf []byte, spans []span, size int) {
 			b.stopWith(class, nil)
 		}
 		b.fail(buf, spans[i])
+	}
+}
+
+// checkShard checks that Kinesis put a record sent with the explicit hash key of shard i of
+// b.shardMap in that shard, gotID ("" when not reported). If it did not, the stream's shards have
+// changed since the map was listed, and the pool lists them again at its next flush; this flush
+// goes on with its map.
+//
+// The record was accepted, and is not sent again (that would duplicate it). But it is an aggregate
+// built for a shard that no longer exists as listed: a consumer that deaggregates with the KCL
+// drops its user records whose partition keys fall outside the range of the shard it landed in
+// (after a split, those of the other child). The KPL has the same window; listing the shards again
+// as soon as one answer reveals the change limits it to the requests in flight during a
+// resharding, instead of up to a refresh period of them.
+//
+// Only the shard ID tells: a resharding never makes Kinesis refuse a record with a valid explicit
+// hash key (every hash key is in some open shard), so no error code (InvalidArgumentException,
+// ResourceNotFoundException) means the map is out of date.
+func (b *batcher) checkShard(i int, gotID string) {
+	if b.shardsChanged || gotID == "" {
+		return
+	}
+	if want := b.shardMap.Shard(i).ID; gotID != want {
+		b.shardsChanged = true
+		b.pool.shardMapChanged(b.shardMap, want, gotID)
 	}
 }
 

@@ -64,13 +64,13 @@ func (b *batcher) place(ctx context.Context, idx int, data []byte, key string) {
 		b.addUser(ctx, idx, data, key)
 	default:
 		b.one[0] = idx
-		b.putRecord(ctx, data, key, "", b.one[:])
+		b.putRecord(ctx, data, key, noShard, b.one[:])
 	}
 }
 
 // putRecord compresses data (not in the arena) into the arena as one Kinesis record carrying the
-// events evs, and commits it; key "" means a random one.
-func (b *batcher) putRecord(ctx context.Context, data []byte, key, hashKey string, evs []int) {
+// events evs, and commits it (for shard, see commit); key "" means a random one.
+func (b *batcher) putRecord(ctx context.Context, data []byte, key string, shard int, evs []int) {
 	if key == "" {
 		key = b.keys.Next()
 	}
@@ -84,7 +84,7 @@ func (b *batcher) putRecord(ctx context.Context, data []byte, key, hashKey strin
 		return
 	}
 	b.arena = out
-	b.commit(ctx, start, key, hashKey, evs)
+	b.commit(ctx, start, key, shard, evs)
 }
 
 // addJoined adds a record to the simple_aggregation record being joined, sending that one first
@@ -124,16 +124,16 @@ func (b *batcher) finishJoined(ctx context.Context) {
 	if len(b.joinedEvs) == 0 {
 		return
 	}
-	b.putRecord(ctx, b.joined, "", "", b.joinedEvs)
+	b.putRecord(ctx, b.joined, "", noShard, b.joinedEvs)
 	b.joined, b.joinedEvs = b.joined[:0], b.joinedEvs[:0]
 }
 
 // aggGroup is one KPL aggregate being built: one per shard when aggregation is shard-aware.
 type aggGroup struct {
-	agg     *kinesis.Aggregator
-	evs     []int  // the events of its user records
-	key     string // the random key its user records share, when they have none of their own
-	hashKey string // the explicit hash key of its shard, or ""
+	agg   *kinesis.Aggregator
+	evs   []int  // the events of its user records
+	key   string // the random key its user records share, when they have none of their own
+	shard int    // its shard in b.shardMap, whose explicit hash key it is sent with, or noShard
 }
 
 // aggregateLimit is the size limit of an aggregate before compression such that, compressed, it
@@ -157,9 +157,9 @@ func (b *batcher) prepareGroups() {
 		b.groups = append(b.groups, &aggGroup{agg: kinesis.NewAggregator(b.pool.aggMaxSize)})
 	}
 	for i := range n {
-		b.groups[i].hashKey = ""
+		b.groups[i].shard = noShard
 		if b.shardMap != nil {
-			b.groups[i].hashKey = b.shardMap.Shard(i).ExplicitHashKey()
+			b.groups[i].shard = i
 		}
 	}
 	b.ngroups = n
@@ -198,7 +198,7 @@ func (b *batcher) addUser(ctx context.Context, idx int, data []byte, key string)
 		}
 	}
 	b.one[0] = idx
-	b.putRecord(ctx, data, key, "", b.one[:])
+	b.putRecord(ctx, data, key, noShard, b.one[:])
 }
 
 // finishGroup sends g's aggregate, if any, as one Kinesis record carrying all its events (an
@@ -209,16 +209,16 @@ func (b *batcher) finishGroup(ctx context.Context, g *aggGroup) {
 	case 0:
 	case 1:
 		data, key, _ := g.agg.Single()
-		b.putRecord(ctx, data, key, "", g.evs)
+		b.putRecord(ctx, data, key, noShard, g.evs)
 	default:
 		key := g.agg.PartitionKey()
 		if b.pool.compression == compress.None {
 			start := len(b.arena)
 			b.arena = g.agg.Finish(b.arena)
-			b.commit(ctx, start, key, g.hashKey, g.evs)
+			b.commit(ctx, start, key, g.shard, g.evs)
 		} else {
 			b.scratch = g.agg.Finish(b.scratch[:0])
-			b.putRecord(ctx, b.scratch, key, g.hashKey, g.evs)
+			b.putRecord(ctx, b.scratch, key, g.shard, g.evs)
 		}
 	}
 	g.agg.Reset()

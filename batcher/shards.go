@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
@@ -17,7 +18,8 @@ type ShardLister interface {
 var _ ShardLister = (*kinesis.Client)(nil)
 
 // DefaultShardMapRefresh is how long a shard map is used before the shards are listed again, so
-// that aggregation follows a resharding.
+// that aggregation follows a resharding that no answer of Kinesis has revealed yet (see
+// Pool.shardMapChanged).
 const DefaultShardMapRefresh = 60 * time.Second
 
 // listShardsTimeout bounds one listing: flushes wait for it.
@@ -28,16 +30,24 @@ type shardCache struct {
 	lister  ShardLister // nil: aggregation is not shard-aware
 	refresh time.Duration
 
-	mu     sync.Mutex
-	m      *kinesis.ShardMap
+	mu     sync.Mutex // held during a listing: the flushes that need the map wait for it
 	at     time.Time
 	fresh  bool // false after a failed listing: list again at the next flush
 	failed bool // the last listing failed
 	denied bool // the credentials may not list shards: never list again
+
+	// m is the map in use, nil when there is none; it is set under mu, and read without it by
+	// shardMapChanged.
+	m atomic.Pointer[kinesis.ShardMap]
+	// changed is the last map a flush found out of date: while it is m, the next flush lists the
+	// shards again. Atomic, so that a flush that notices never waits for a listing in progress.
+	changed   atomic.Pointer[kinesis.ShardMap]
+	infoLimit logLimiter // lines about changed shard maps
 }
 
 // shardMap returns the shard map for a flush: nil when aggregation is not shard-aware. It lists the
-// shards at the first use, every refresh period, and at the next flush after a failed listing.
+// shards at the first use, every refresh period, at the next flush after a failed listing, and at
+// the next flush after one found the map out of date (shardMapChanged).
 // When the listing is refused (access denied) it warns once and returns nil for ever after; when
 // it fails otherwise it warns (rate-limited) and returns the last map, or nil if there is none.
 // Flushes wait while one of them lists the shards.
@@ -49,8 +59,9 @@ func (p *Pool) shardMap(ctx context.Context) *kinesis.ShardMap {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
-	if c.denied || (c.m != nil && c.fresh && now.Sub(c.at) < c.refresh) {
-		return c.m
+	last := c.m.Load()
+	if c.denied || (last != nil && c.fresh && now.Sub(c.at) < c.refresh && c.changed.Load() != last) {
+		return last
 	}
 	lctx, cancel := context.WithTimeout(ctx, listShardsTimeout)
 	m, err := c.lister.ListShards(lctx)
@@ -60,9 +71,12 @@ func (p *Pool) shardMap(ctx context.Context) *kinesis.ShardMap {
 		if c.failed {
 			p.log.Info(fmt.Sprintf("aggregation: listed %d open shards: aggregation is shard-aware again", m.Len()))
 		}
-		c.m, c.at, c.fresh, c.failed = m, now, true, false
+		c.at, c.fresh, c.failed = now, true, false
+		c.m.Store(m)
+		c.changed.Store(nil)
 	case kinesis.IsAccessDenied(err):
-		c.m, c.denied = nil, true
+		c.denied = true
+		c.m.Store(nil)
 		p.log.Warn("aggregation: not allowed to list the stream's shards (kinesis:ListShards), aggregating without " +
 			"a shard map from now on: each aggregate goes to the shard of its first record's partition key, and a " +
 			"consumer that checks shards (the KCL) may drop its other records; allow kinesis:ListShards to make " +
@@ -70,7 +84,7 @@ func (p *Pool) shardMap(ctx context.Context) *kinesis.ShardMap {
 	default:
 		c.fresh, c.failed = false, true
 		what := "without a shard map"
-		if c.m != nil {
+		if last != nil {
 			what = "with the last shard map"
 		}
 		if ok, held := p.warnLimit.allow(now); ok {
@@ -78,5 +92,21 @@ func (p *Pool) shardMap(ctx context.Context) *kinesis.ShardMap {
 				what, err, heldBack(held)))
 		}
 	}
-	return c.m
+	return c.m.Load()
+}
+
+// shardMapChanged records that Kinesis put a record sent with the explicit hash key of the shard
+// wantID of m in another shard, gotID: the stream's shards have changed (a split, a merge, a
+// resharding) since m was listed. If m is still the pool's map, the next flush lists the shards
+// again, and one info line (rate-limited) says so; a flush that notices after the map was listed
+// again changes nothing. Safe for concurrent use; it never waits for a listing.
+func (p *Pool) shardMapChanged(m *kinesis.ShardMap, wantID, gotID string) {
+	c := &p.shards
+	if c.m.Load() != m || c.changed.Swap(m) == m {
+		return // an older map, or already noticed
+	}
+	if ok, held := c.infoLimit.allow(time.Now()); ok {
+		p.log.Info(fmt.Sprintf("aggregation: Kinesis put an aggregate sent to shard %q in shard %q: the stream's "+
+			"shards have changed, listing them again at the next flush%s", wantID, gotID, heldBack(held)))
+	}
 }

@@ -83,6 +83,10 @@ type PutResult struct {
 	FailedCount int
 	// ErrorCodes has one element per entry sent, in order; "" means accepted.
 	ErrorCodes []string
+	// ShardIDs has one element per entry sent, in order: the shard Kinesis put the entry in, ""
+	// for an entry not accepted (or when Kinesis did not say). Shard-aware aggregation compares
+	// it with the shard it meant the entry for, to learn that the stream's shards changed.
+	ShardIDs []string
 }
 
 // Options configure a Client.
@@ -322,11 +326,19 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 		return PutResult{}, fmt.Errorf("kinesis: put records: %d results for %d records: %w",
 			len(out.Records), n, ErrMalformedResponse)
 	}
-	res := PutResult{ErrorCodes: make([]string, n)}
+	// One array for both lists: the result outlives the request, so it cannot come from c.bufs,
+	// and the strings are the SDK's, not copies.
+	strs := make([]string, 2*n)
+	res := PutResult{ErrorCodes: strs[:n:n], ShardIDs: strs[n:]}
 	for i := range out.Records {
-		if code := out.Records[i].ErrorCode; code != nil && *code != "" {
+		r := &out.Records[i]
+		if code := r.ErrorCode; code != nil && *code != "" {
 			res.ErrorCodes[i] = *code
 			res.FailedCount++
+			continue
+		}
+		if r.ShardId != nil {
+			res.ShardIDs[i] = *r.ShardId
 		}
 	}
 	return res, nil

@@ -355,6 +355,84 @@ func TestPutRecordsPartialFailure(t *testing.T) {
 	}
 }
 
+// TestPutRecordsShardIDs: the shard of each accepted entry is read from the response, in order;
+// a failed entry has none, even if the response names one; a request through the pooled buffers
+// does not see the previous one's.
+func TestPutRecordsShardIDs(t *testing.T) {
+	isolateEnv(t)
+	type result struct {
+		SequenceNumber string `json:",omitempty"`
+		ShardId        string `json:",omitempty"`
+		ErrorCode      string `json:",omitempty"`
+		ErrorMessage   string `json:",omitempty"`
+	}
+	answers := [][]result{
+		{
+			{SequenceNumber: "1", ShardId: "shardId-000000000004"},
+			{ErrorCode: CodeThroughputExceeded, ErrorMessage: "slow down"},
+			{SequenceNumber: "2", ShardId: "shardId-000000000001"},
+			{ErrorCode: CodeInternalFailure, ErrorMessage: "oops", ShardId: "shardId-000000000009"},
+			{SequenceNumber: "3"}, // no ShardId: not known
+		},
+		{
+			{ErrorCode: CodeInternalFailure, ErrorMessage: "oops"},
+			{SequenceNumber: "4", ShardId: "shardId-000000000005"},
+		},
+	}
+	srv := newFakeKinesis(t, func(n int, _ putRequest, w http.ResponseWriter) int {
+		failed := 0
+		for _, r := range answers[n] {
+			if r.ErrorCode != "" {
+				failed++
+			}
+		}
+		body, _ := json.Marshal(struct {
+			FailedRecordCount int
+			Records           []result
+		}{failed, answers[n]})
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_, _ = w.Write(body)
+		return http.StatusOK
+	})
+	c := newTestClient(t, Options{Endpoint: srv.URL})
+	want := []struct {
+		codes, shards []string
+		failed        int
+	}{
+		{
+			[]string{"", CodeThroughputExceeded, "", CodeInternalFailure, ""},
+			[]string{"shardId-000000000004", "", "shardId-000000000001", "", ""},
+			2,
+		},
+		{
+			[]string{CodeInternalFailure, ""},
+			[]string{"", "shardId-000000000005"},
+			1,
+		},
+	}
+	for r, w := range want {
+		entries := make([]Entry, len(w.codes))
+		for i := range entries {
+			entries[i] = Entry{Data: []byte{byte('a' + i)}, PartitionKey: "k", ExplicitHashKey: "0"}
+		}
+		res, err := c.PutRecords(context.Background(), entries)
+		if err != nil {
+			t.Fatalf("request %d: PutRecords: %v", r, err)
+		}
+		if fmt.Sprintf("%q", res.ShardIDs) != fmt.Sprintf("%q", w.shards) {
+			t.Errorf("request %d: ShardIDs = %q, want %q", r, res.ShardIDs, w.shards)
+		}
+		if fmt.Sprintf("%q", res.ErrorCodes) != fmt.Sprintf("%q", w.codes) || res.FailedCount != w.failed {
+			t.Errorf("request %d: ErrorCodes = %q (%d failed), want %q (%d)", r, res.ErrorCodes, res.FailedCount, w.codes, w.failed)
+		}
+		// The two lists share an array: appending to one must not write over the other.
+		_ = append(res.ErrorCodes, "appended")
+		if res.ShardIDs[0] != w.shards[0] {
+			t.Errorf("request %d: appending to ErrorCodes changed ShardIDs[0] to %q", r, res.ShardIDs[0])
+		}
+	}
+}
+
 func TestPutRecordsMalformedResponse(t *testing.T) {
 	isolateEnv(t)
 	srv := newFakeKinesis(t, func(_ int, _ putRequest, w http.ResponseWriter) int {
