@@ -27,7 +27,7 @@ vet: ## gofmt and go vet
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-unit: ## unit tests with -race, and without cgo for every package but main
+unit: ## unit tests (incl. examples/ and Dockerfile checks) with -race, and without cgo for every package but main
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 $(filter-out $(shell $(GO) list .),$(UNIT_PKGS))
 

@@ -23,6 +23,9 @@ const (
 	cancelGrace  = 10 * time.Second
 )
 
+// summaryInterval is how often an instance logs a summary line while records flow.
+const summaryInterval = time.Minute
+
 // outcome is what a flush means for the chunk; plugin.go maps it to FLB codes.
 type outcome int
 
@@ -39,8 +42,9 @@ type instance struct {
 	client *kinesis.Client
 	pool   *batcher.Pool
 	// ctx is every flush's context, cancelled only when exit has waited drainTimeout for them.
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx     context.Context
+	cancel  context.CancelFunc
+	summary *summary
 
 	closeOnce sync.Once
 }
@@ -48,7 +52,12 @@ type instance struct {
 // newInstance parses the configuration and builds the client and the pool.
 // Every failure is logged here, once.
 func newInstance(g config.Getter, name string) (*instance, error) {
-	log := newLogger(os.Stderr, name)
+	level, ok := parseLogLevel(os.Getenv(LogLevelEnv))
+	log := newLogger(os.Stderr, name, level)
+	if !ok {
+		log.Warn(fmt.Sprintf("invalid %s value %q: want off, error, warn, info, debug or trace; logging at info",
+			LogLevelEnv, os.Getenv(LogLevelEnv)))
+	}
 	cfg, err := config.Parse(g)
 	if err != nil {
 		log.Error(err.Error())
@@ -89,7 +98,8 @@ func newInstance(g config.Getter, name string) (*instance, error) {
 	log.Info("initialized: " + cfg.String())
 	logFeatures(log, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	return &instance{name: name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel}, nil
+	return &instance{name: name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
+		summary: startSummary(log, summaryInterval, pool.Stats)}, nil
 }
 
 // logFeatures writes one line per packing feature that is on, saying what it does.
@@ -155,6 +165,7 @@ func (i *instance) outcome(err error, tag string) outcome {
 // not delivered. It is safe to call more than once.
 func (i *instance) close() {
 	i.closeOnce.Do(func() {
+		i.summary.stop()
 		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		defer cancel()
 		if err := i.pool.Close(ctx); err != nil {
@@ -170,6 +181,71 @@ func (i *instance) close() {
 		i.client.Close()
 		i.log.Info("exit: " + i.pool.Stats().String())
 	})
+}
+
+// summary logs, every interval while records flow, one info line with what changed since the
+// last one. It runs one goroutine, which stop ends and waits for.
+type summary struct {
+	log   *slog.Logger
+	every time.Duration
+	stats func() batcher.Stats
+	quit  chan struct{}
+	done  chan struct{}
+}
+
+func startSummary(log *slog.Logger, every time.Duration, stats func() batcher.Stats) *summary {
+	s := &summary{log: log, every: every, stats: stats, quit: make(chan struct{}), done: make(chan struct{})}
+	go s.run()
+	return s
+}
+
+func (s *summary) run() {
+	defer close(s.done)
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	last := s.stats()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			now := s.stats()
+			if line, ok := summaryLine(last, now, s.every); ok {
+				s.log.Info(line)
+			}
+			last = now
+		}
+	}
+}
+
+// stop ends the goroutine and waits for it; safe to call more than once and on a nil summary.
+func (s *summary) stop() {
+	if s == nil {
+		return
+	}
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+	<-s.done
+}
+
+// summaryLine describes what changed from prev to cur, or false when nothing did.
+func summaryLine(prev, cur batcher.Stats, every time.Duration) (string, bool) {
+	d := func(a, b int64) int64 { return b - a }
+	flushes := d(prev.Flushes, cur.Flushes)
+	records := d(prev.Records, cur.Records)
+	requests := d(prev.Requests, cur.Requests)
+	if flushes == 0 && records == 0 && requests == 0 {
+		return "", false
+	}
+	skipped := d(prev.SkippedOversize+prev.SkippedNoLogKey+prev.SkippedInvalid+prev.SkippedEarlier,
+		cur.SkippedOversize+cur.SkippedNoLogKey+cur.SkippedInvalid+cur.SkippedEarlier)
+	return fmt.Sprintf("last %v: %d records, %d accepted, %d skipped; %d requests, %d bytes; "+
+		"%d throttled, %d resent, %d chunks to be retried",
+		every, records, d(prev.Accepted, cur.Accepted), skipped, requests, d(prev.BytesSent, cur.BytesSent),
+		d(prev.Throttled, cur.Throttled), d(prev.Resent, cur.Resent), d(prev.NotDelivered, cur.NotDelivered)), true
 }
 
 // registry holds the live instances, so that FLBPluginExit can close those

@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/batcher"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
@@ -35,7 +41,7 @@ func TestOutcome(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
-			i := &instance{log: newLogger(&buf, "kinesis_streams_go.0")}
+			i := &instance{log: newLogger(&buf, "kinesis_streams_go.0", slog.LevelInfo)}
 			if got := i.outcome(tt.err, "app.log"); got != tt.want {
 				t.Errorf("outcome(%v) = %d, want %d", tt.err, got, tt.want)
 			}
@@ -77,7 +83,7 @@ func TestLogFeatures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
-			logFeatures(newLogger(&buf, "x"), tt.cfg)
+			logFeatures(newLogger(&buf, "x", slog.LevelInfo), tt.cfg)
 			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 			if buf.Len() == 0 {
 				lines = nil
@@ -92,4 +98,102 @@ func TestLogFeatures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSummaryLine: the periodic line gives what changed since the last one, and nothing when
+// nothing flowed.
+func TestSummaryLine(t *testing.T) {
+	t.Parallel()
+	prev := batcher.Stats{Flushes: 10, Records: 5000, Accepted: 4990, Requests: 12, BytesSent: 1 << 20,
+		Throttled: 3, Resent: 3, NotDelivered: 1, SkippedOversize: 1, SkippedEarlier: 9}
+	cur := prev
+	if line, ok := summaryLine(prev, cur, time.Minute); ok {
+		t.Errorf("nothing changed, got %q", line)
+	}
+	cur.Flushes += 4
+	cur.Records += 1200
+	cur.Accepted += 1195
+	cur.Requests += 3
+	cur.BytesSent += 345678
+	cur.Throttled += 7
+	cur.Resent += 7
+	cur.NotDelivered += 1
+	cur.SkippedNoLogKey += 2
+	cur.SkippedEarlier += 3
+	line, ok := summaryLine(prev, cur, time.Minute)
+	want := "last 1m0s: 1200 records, 1195 accepted, 5 skipped; 3 requests, 345678 bytes; 7 throttled, 7 resent, 1 chunks to be retried"
+	if !ok || line != want {
+		t.Errorf("summaryLine = %q, %v\nwant %q", line, ok, want)
+	}
+}
+
+// TestSummaryTicker runs the summary goroutine on synctest's fake clock: a line per interval in
+// which records flowed, none in a quiet one, none after stop, and no goroutine left behind
+// (synctest.Test fails if one is).
+func TestSummaryTicker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		h := newFluentBitHandler(&buf, "kinesis_streams_go.1", slog.LevelInfo)
+		var mu sync.Mutex
+		var st batcher.Stats
+		add := func(records int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			st.Flushes++
+			st.Records += records
+			st.Accepted += records
+			st.Requests++
+			st.BytesSent += records * 100
+		}
+		s := startSummary(slog.New(h), time.Minute, func() batcher.Stats {
+			mu.Lock()
+			defer mu.Unlock()
+			return st
+		})
+		synctest.Wait() // the goroutine has taken its first snapshot
+		add(10)
+		time.Sleep(time.Minute + time.Second) // one line: 10 records
+		time.Sleep(time.Minute)               // quiet: no line
+		add(5)
+		time.Sleep(time.Minute) // one line: 5 records
+		add(7)
+		s.stop()
+		s.stop() // a second stop is harmless
+		time.Sleep(5 * time.Minute)
+
+		got := stripStamps(t, buf.String())
+		want := []string{
+			"[ info] [output:kinesis_streams_go:kinesis_streams_go.1] last 1m0s: 10 records, 10 accepted, 0 skipped; 1 requests, 1000 bytes; 0 throttled, 0 resent, 0 chunks to be retried",
+			"[ info] [output:kinesis_streams_go:kinesis_streams_go.1] last 1m0s: 5 records, 5 accepted, 0 skipped; 1 requests, 500 bytes; 0 throttled, 0 resent, 0 chunks to be retried",
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+// TestSummaryStopNil: an instance built without a summary (as in tests) closes cleanly.
+func TestSummaryStopNil(t *testing.T) {
+	t.Parallel()
+	var s *summary
+	s.stop()
+}
+
+// stripStamps returns the lines of out without their Fluent Bit timestamps, failing on a line
+// that has none.
+func stripStamps(t *testing.T, out string) []string {
+	t.Helper()
+	stamp := regexp.MustCompile(`^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{9}\] `)
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		loc := stamp.FindStringIndex(line)
+		if loc == nil {
+			t.Fatalf("line has no Fluent Bit timestamp: %q", line)
+		}
+		lines = append(lines, line[loc[1]:])
+	}
+	return lines
 }

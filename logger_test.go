@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"testing/slogtest"
@@ -109,4 +110,117 @@ func put(m map[string]any, path []string, v string) {
 		m = sub
 	}
 	m[path[len(path)-1]] = v
+}
+
+// TestParseLogLevel: the plugin's level is read as Fluent Bit names levels.
+func TestParseLogLevel(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want slog.Level
+		ok   bool
+	}{
+		{"", slog.LevelInfo, true},
+		{"info", slog.LevelInfo, true},
+		{" Debug ", slog.LevelDebug, true},
+		{"trace", slog.LevelDebug, true},
+		{"warn", slog.LevelWarn, true},
+		{"WARNING", slog.LevelWarn, true},
+		{"error", slog.LevelError, true},
+		{"off", levelOff, true},
+		{"verbose", slog.LevelInfo, false},
+		{"3", slog.LevelInfo, false},
+	} {
+		got, ok := parseLogLevel(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseLogLevel(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestLoggerLevelFilters: at each level, the lines below it are not written; off writes none.
+func TestLoggerLevelFilters(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		level string
+		want  []string
+	}{
+		{"debug", []string{"[debug]", "[ info]", "[ warn]", "[error]"}},
+		{"info", []string{"[ info]", "[ warn]", "[error]"}},
+		{"warn", []string{"[ warn]", "[error]"}},
+		{"error", []string{"[error]"}},
+		{"off", nil},
+	} {
+		level, _ := parseLogLevel(tc.level)
+		var buf bytes.Buffer
+		log := newLogger(&buf, "x.0", level)
+		log.Debug("d")
+		log.Info("i")
+		log.Warn("w")
+		log.Error("e")
+		var got []string
+		for _, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+			if _, rest, ok := strings.Cut(line, "] "); ok { // after the timestamp
+				got = append(got, rest[:7])
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("level %s: wrote levels %q, want %q", tc.level, got, tc.want)
+		}
+	}
+}
+
+// TestLoggerRepeatedWarnings: a warning of the same shape (numbers aside) within the interval is
+// held back and counted; the next one written says how many were; other shapes, info and error
+// lines pass.
+func TestLoggerRepeatedWarnings(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	h := newFluentBitHandler(&buf, "kinesis_streams_go.0", slog.LevelInfo)
+	log := slog.New(h)
+	t0 := time.Date(2026, 11, 26, 2, 52, 55, 926108443, time.UTC)
+	at := func(d time.Duration, level slog.Level, msg string) {
+		r := slog.NewRecord(t0.Add(d), level, msg, 0)
+		if err := log.Handler().Handle(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at(0, slog.LevelWarn, `skipped 3 records without log_key "log" in a chunk of tag "app"`)
+	at(time.Second, slog.LevelWarn, `skipped 5 records without log_key "log" in a chunk of tag "app"`)
+	at(2*time.Second, slog.LevelWarn, `skipped 1 records without log_key "log" in a chunk of tag "db"`)
+	at(3*time.Second, slog.LevelError, `tag "app": bad chunk`)
+	at(4*time.Second, slog.LevelError, `tag "app": bad chunk`)
+	at(5*time.Second, slog.LevelInfo, "last 1m0s: 1 records")
+	at(6*time.Second, slog.LevelWarn, `skipped 9 records without log_key "log" in a chunk of tag "app"`)
+	at(repeatInterval, slog.LevelWarn, `skipped 2 records without log_key "log" in a chunk of tag "app"`)
+	at(repeatInterval+time.Second, slog.LevelWarn, `skipped 4 records without log_key "log" in a chunk of tag "app"`)
+	at(3*repeatInterval, slog.LevelWarn, `skipped 6 records without log_key "log" in a chunk of tag "app"`)
+
+	golden := `[2026/11/26 02:52:55.926108443] [ warn] [output:kinesis_streams_go:kinesis_streams_go.0] skipped 3 records without log_key "log" in a chunk of tag "app"
+[2026/11/26 02:52:57.926108443] [ warn] [output:kinesis_streams_go:kinesis_streams_go.0] skipped 1 records without log_key "log" in a chunk of tag "db"
+[2026/11/26 02:52:58.926108443] [error] [output:kinesis_streams_go:kinesis_streams_go.0] tag "app": bad chunk
+[2026/11/26 02:52:59.926108443] [error] [output:kinesis_streams_go:kinesis_streams_go.0] tag "app": bad chunk
+[2026/11/26 02:53:00.926108443] [ info] [output:kinesis_streams_go:kinesis_streams_go.0] last 1m0s: 1 records
+[2026/11/26 02:53:05.926108443] [ warn] [output:kinesis_streams_go:kinesis_streams_go.0] skipped 2 records without log_key "log" in a chunk of tag "app" (2 similar warnings held back)
+[2026/11/26 02:53:25.926108443] [ warn] [output:kinesis_streams_go:kinesis_streams_go.0] skipped 6 records without log_key "log" in a chunk of tag "app" (1 similar warnings held back)
+`
+	if got := buf.String(); got != golden {
+		t.Errorf("got:\n%s\nwant:\n%s", got, golden)
+	}
+}
+
+// TestRepeatLimiterBounded: the limiter's memory stays bounded under many distinct shapes.
+func TestRepeatLimiterBounded(t *testing.T) {
+	t.Parallel()
+	l := &repeatLimiter{every: time.Second, last: map[string]time.Time{}, held: map[string]int{}}
+	now := time.Unix(0, 0)
+	for i := range 10 * maxShapes {
+		msg := "warning " + strings.Repeat("x", i%(3*maxShapes))
+		if ok, _ := l.allow(msg, now.Add(time.Duration(i)*time.Millisecond)); !ok && i < maxShapes {
+			t.Fatalf("a first warning of its shape was held back: %d", i)
+		}
+	}
+	if len(l.last) > maxShapes || len(l.held) > maxShapes {
+		t.Errorf("limiter holds %d shapes and %d counts, want at most %d", len(l.last), len(l.held), maxShapes)
+	}
 }
