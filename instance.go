@@ -96,6 +96,9 @@ func newInstance(g config.Getter, name string) (*instance, error) {
 		Shards:            client,
 	})
 	log.Info("initialized: " + cfg.String())
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	logFeatures(log, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &instance{name: name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,

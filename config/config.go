@@ -97,6 +97,14 @@ const (
 	maxExternalIDLen = 1224
 )
 
+// retiredKeys are keys of the older Go plugin (kinesis) that this one does not
+// take. Fluent Bit does not check a Go plugin's keys, so without this a user
+// migrating would never learn that a key is ignored.
+var retiredKeys = []struct{ name, instead string }{
+	{"experimental_concurrency", "set workers on the output instead"},
+	{"experimental_concurrency_retries", "set workers on the output instead; failed records are resent within each flush"},
+}
+
 // Config is the parsed, validated configuration of one instance.
 type Config struct {
 	Region             string
@@ -132,6 +140,9 @@ type Config struct {
 	Aggregation       bool
 	SimpleAggregation bool
 	MaxRecordSize     int // bytes
+
+	// Warnings are problems that do not stop the plugin, for the Init log.
+	Warnings []string
 }
 
 // Parse reads and validates every key. Unset keys take their defaults. It
@@ -161,6 +172,11 @@ func Parse(g Getter) (Config, error) {
 		MaxRecordSize:      p.size("max_record_size", DefaultMaxRecordSize),
 	}
 	c.TimeKeyFormat, c.TimeFormat = p.timeFormat("time_key_format")
+	for _, k := range retiredKeys {
+		if v := p.get(k.name); v != "" {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("config: %q has no effect in this plugin (%s)", k.name, k.instead))
+		}
+	}
 	if c.ExternalID != "" && c.RoleARN == "" {
 		p.fail(errors.New(`config: "external_id" needs "role_arn": it is only used to assume that role`))
 	}

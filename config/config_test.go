@@ -447,7 +447,8 @@ func TestString(t *testing.T) {
 	}
 }
 
-// TestKeys checks that Keys lists exactly the keys Parse reads.
+// TestKeys checks that Keys lists exactly the keys Parse reads, besides the
+// retired keys it only reads to warn about.
 func TestKeys(t *testing.T) {
 	t.Parallel()
 	var asked []string
@@ -455,6 +456,9 @@ func TestKeys(t *testing.T) {
 	seen := map[string]bool{}
 	for _, k := range asked {
 		seen[k] = true
+	}
+	for _, k := range retiredKeys {
+		delete(seen, k.name)
 	}
 	for _, k := range Keys {
 		if !seen[k] {
@@ -556,4 +560,20 @@ func FuzzParse(f *testing.F) {
 		_ = c.String()
 		_ = c.TimeFormat.Append(nil, 0, 0)
 	})
+}
+
+func TestRetiredKeysWarn(t *testing.T) {
+	t.Parallel()
+	c, err := Parse(MapGetter{"region": "us-east-1", "stream": "s", "Experimental_Concurrency": "4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`config: "experimental_concurrency" has no effect in this plugin (set workers on the output instead)`}
+	if !reflect.DeepEqual(c.Warnings, want) {
+		t.Errorf("Warnings = %q, want %q", c.Warnings, want)
+	}
+	c, err = Parse(MapGetter{"region": "us-east-1", "stream": "s"})
+	if err != nil || c.Warnings != nil {
+		t.Errorf("no retired key: Warnings = %q, err = %v", c.Warnings, err)
+	}
 }
