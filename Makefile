@@ -9,8 +9,10 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './test/*' -not -name '*_t
 UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test)
 BENCH_PKGS  ?= ./record/ ./timefmt/ ./batcher/ ./kinesis/ ./compress/
 BENCH_TIME  ?= 1s
+PERF_RECORDS ?= 500000
+PROFILE_DIR ?= /tmp/kinesis-perf-profiles
 
-.PHONY: all build test vet unit e2e bench clean help
+.PHONY: all build test vet unit e2e bench bench-profile clean help
 
 all: build
 
@@ -38,11 +40,18 @@ test/node_modules: test/package.json test/package-lock.json
 	cd test && npm ci --no-audit --no-fund
 	@touch $@
 
-bench: ## benchmarks, with allocations
+bench: build ## benchmarks with allocations, then the whole path through the C ABI (test/perf)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) $(BENCH_PKGS)
+	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 3m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
+
+bench-profile: ## CPU and allocation profiles of the in-process flush path, written outside the repo
+	mkdir -p $(PROFILE_DIR)
+	$(GO) test -count=1 -timeout 3m -run '^$$' -bench BenchmarkFlushTLS -benchtime 3s -benchmem \
+		-cpuprofile $(PROFILE_DIR)/cpu.out -memprofile $(PROFILE_DIR)/mem.out -o $(PROFILE_DIR)/perf.test ./test/perf/
+	$(GO) tool pprof -top -nodecount 20 $(PROFILE_DIR)/perf.test $(PROFILE_DIR)/cpu.out
 
 clean: ## remove build output
 	rm -rf $(BUILD_DIR)
 
 help: ## list the targets
-	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'

@@ -44,6 +44,15 @@
  *   flush J rc=N ms=N          J is the job's index in manifest order
  *   reflush J try=K rc=N ms=N  the K-th flush again of job J (K from 1)
  *   exitctx I rc=N | exitctx null rc=N | exit I rc=N
+ *   usage flush user_us=N sys_us=N host_us=N maxrss_kb=N
+ *                              after the flush threads joined (only when there
+ *                              were jobs): the process's CPU time (getrusage,
+ *                              every thread, the Go runtime's included) from
+ *                              just before the threads started to just after
+ *                              they joined; host_us, the part of it the host
+ *                              spent on its own work (reading, wiping and
+ *                              freeing chunks, thread CPU clocks); maxrss_kb,
+ *                              the process's peak RSS so far
  *   unregister
  *   done
  * The host exits 0 when it ran the whole manifest, whatever the plugin
@@ -60,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* The ABI, as in fluent-bit-go's output/flb_plugin.h and flb_output.h. */
@@ -128,6 +138,8 @@ static int reflush_delay_ms;
 static flush_ctx_fn flush_ctx;
 static pthread_barrier_t start;
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+/* CPU time the flush threads spent on the host's own work, in µs (under out_mu). */
+static long long host_cpu_us;
 
 static void fail(int code, const char *fmt, ...)
 {
@@ -255,6 +267,19 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* thread_cpu_us is the calling thread's CPU time, in µs. */
+static long long thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static long long timeval_us(struct timeval tv)
+{
+    return (long long) tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
 static void sleep_ms(double ms)
 {
     struct timespec ts;
@@ -273,8 +298,10 @@ static int run_job(int j, int try)
 {
     struct job *jb = &jobs[j];
     long len;
+    long long c0 = thread_cpu_us();
     char *data = read_file(jb->path, &len);
     char *tag = xstrdup(jb->tag);
+    long long own = thread_cpu_us() - c0;
     double t0 = now_ms();
     int rc;
 
@@ -286,10 +313,15 @@ static int run_job(int j, int try)
         emit("reflush %d try=%d rc=%d ms=%.0f", j, try, rc, now_ms() - t0);
     }
     /* The chunk belongs to Fluent Bit: it is gone once the call returns. */
+    c0 = thread_cpu_us();
     memset(data, 0xA5, (size_t) len);
     memset(tag, 'X', strlen(tag));
     free(data);
     free(tag);
+    own += thread_cpu_us() - c0;
+    pthread_mutex_lock(&out_mu);
+    host_cpu_us += own;
+    pthread_mutex_unlock(&out_mu);
     return rc;
 }
 
@@ -515,10 +547,13 @@ int main(int argc, char **argv)
     }
 
     if (nthreads > 0) {
+        struct rusage ru0, ru1;
+
         threads = calloc((size_t) nthreads, sizeof(*threads));
         if (threads == NULL || pthread_barrier_init(&start, NULL, (unsigned) nthreads) != 0) {
             fail(2, "cannot set up %d threads", nthreads);
         }
+        getrusage(RUSAGE_SELF, &ru0);
         for (i = 0; i < nthreads; i++) {
             if (pthread_create(&threads[i], NULL, flush_thread, (void *) (intptr_t) i) != 0) {
                 fail(2, "pthread_create failed");
@@ -527,6 +562,10 @@ int main(int argc, char **argv)
         for (i = 0; i < nthreads; i++) {
             pthread_join(threads[i], NULL);
         }
+        getrusage(RUSAGE_SELF, &ru1);
+        emit("usage flush user_us=%lld sys_us=%lld host_us=%lld maxrss_kb=%ld",
+             timeval_us(ru1.ru_utime) - timeval_us(ru0.ru_utime),
+             timeval_us(ru1.ru_stime) - timeval_us(ru0.ru_stime), host_cpu_us, ru1.ru_maxrss);
         pthread_barrier_destroy(&start);
         free(threads);
     }

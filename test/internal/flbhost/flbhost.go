@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -50,6 +51,9 @@ type Job struct {
 	Thread   int // jobs of one thread run in order; threads run concurrently
 	Tag      string
 	Chunk    []byte
+	// Path, when set, is a file holding the chunk, used instead of Chunk:
+	// jobs that flush the same bytes can share one file.
+	Path string
 }
 
 // ExitMode selects how the host ends the instances.
@@ -96,16 +100,30 @@ type Flush struct {
 	Total    time.Duration // the time spent in all the calls
 }
 
+// Usage is the host's "usage flush" line: the process's CPU time over the
+// flush phase (from just before the flush threads start to just after they
+// join), the part of it the host spent on its own work (reading and wiping
+// chunks), and the peak RSS.
+type Usage struct {
+	User, Sys time.Duration
+	Host      time.Duration // the host's own work, included in User+Sys
+	MaxRSSKB  int64
+}
+
 // Result is what a host run printed and how it ended.
 type Result struct {
 	Registered string // the registered name, "" if Register did not run
 	Inits      []Init
 	Flushes    []Flush // by job index
 	Exits      []int   // the exit calls' return codes, in order
+	Usage      *Usage  // nil when the host ran no flush threads
 	Done       bool    // the host ran to its end
 	Stdout     string
 	Stderr     string
 	Err        error // how the process ended: nil for exit status 0
+	// Rusage is the whole process's resource usage (start-up and exit
+	// included), nil if unavailable.
+	Rusage *syscall.Rusage
 }
 
 // Run writes m (manifest and chunk files) under dir and runs the host bin on
@@ -132,9 +150,14 @@ func Run(ctx context.Context, bin, dir string, m Manifest, env []string) (*Resul
 		if j.Tag == "" || strings.ContainsAny(j.Tag, " \t\r\n") {
 			return nil, fmt.Errorf("flbhost: job %d: bad tag %q", i, j.Tag)
 		}
-		path := filepath.Join(dir, fmt.Sprintf("chunk-%04d.bin", i))
-		if err := os.WriteFile(path, j.Chunk, 0o600); err != nil {
-			return nil, err
+		path := j.Path
+		if path == "" {
+			path = filepath.Join(dir, fmt.Sprintf("chunk-%04d.bin", i))
+			if err := os.WriteFile(path, j.Chunk, 0o600); err != nil {
+				return nil, err
+			}
+		} else if strings.ContainsAny(path, "\r\n") {
+			return nil, fmt.Errorf("flbhost: job %d: bad path %q", i, path)
 		}
 		fmt.Fprintf(&mf, "flush %d %d %s %s\n", j.Instance, j.Thread, j.Tag, path)
 	}
@@ -166,6 +189,9 @@ func Run(ctx context.Context, bin, dir string, m Manifest, env []string) (*Resul
 		runErr = fmt.Errorf("host killed: %w (%v)", ctx.Err(), runErr)
 	}
 	r := &Result{Stdout: stdout.String(), Stderr: stderr.String(), Err: runErr}
+	if cmd.ProcessState != nil {
+		r.Rusage, _ = cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	}
 	r.Flushes = make([]Flush, len(m.Jobs))
 	for i := range r.Flushes {
 		r.Flushes[i].RC = -1
@@ -182,6 +208,7 @@ var (
 	reFlush    = regexp.MustCompile(`^flush (\d+) rc=(-?\d+) ms=(\d+)$`)
 	reReflush  = regexp.MustCompile(`^reflush (\d+) try=(\d+) rc=(-?\d+) ms=(\d+)$`)
 	reExit     = regexp.MustCompile(`^exit(?:ctx)? (?:\d+|null) rc=(-?\d+)$`)
+	reUsage    = regexp.MustCompile(`^usage flush user_us=(\d+) sys_us=(\d+) host_us=(\d+) maxrss_kb=(\d+)$`)
 )
 
 func (r *Result) parse() error {
@@ -217,6 +244,13 @@ func (r *Result) parse() error {
 		} else if m := reExit.FindStringSubmatch(line); m != nil {
 			rc, _ := strconv.Atoi(m[1])
 			r.Exits = append(r.Exits, rc)
+		} else if m := reUsage.FindStringSubmatch(line); m != nil {
+			var v [4]int64
+			for i := range v {
+				v[i], _ = strconv.ParseInt(m[i+1], 10, 64)
+			}
+			r.Usage = &Usage{User: time.Duration(v[0]) * time.Microsecond, Sys: time.Duration(v[1]) * time.Microsecond,
+				Host: time.Duration(v[2]) * time.Microsecond, MaxRSSKB: v[3]}
 		} else if line == "done" {
 			r.Done = true
 		} else if line != "unregister" {

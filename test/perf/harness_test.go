@@ -1,0 +1,247 @@
+package perf
+
+import (
+	"bufio"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/chunk"
+)
+
+// The fixed input: chunks of chunkRecords container-log records (chunk.LogRecord, no padding,
+// about 470 bytes of msgpack and 390 of JSON each, 2.35 MB a chunk) in Fluent Bit 4's format.
+const (
+	chunkRecords = 5000
+	chunkFormat  = chunk.V2Wide
+	streamName   = "bench"
+	region       = "us-east-1"
+	// A real Kinesis answer and the benchmarks' chunks together stay well under this.
+	setupTimeout = 2 * time.Minute
+)
+
+// Fake credentials: the sink does not check signatures, but the client signs every request.
+const (
+	accessKeyID     = "AKIAIOSFODNN7EXAMPLE"
+	secretAccessKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+)
+
+// envInt reads a positive integer setting from the environment, def when unset.
+func envInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		tb.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// buildChunks returns n distinct chunks: chunk i holds records i*chunkRecords onwards.
+func buildChunks(n int) [][]byte {
+	chunks := make([][]byte, n)
+	for i := range chunks {
+		chunks[i] = chunk.Build(chunkFormat, chunk.LogEvents("perf", i*chunkRecords, chunkRecords, 0))
+	}
+	return chunks
+}
+
+// recordData returns the data the plugin sends for the records of the chunks of buildChunks(n)
+// with default settings: each record's JSON and a newline.
+func recordData(n int) [][]byte {
+	data := make([][]byte, 0, n*chunkRecords)
+	for i := range n {
+		for _, ev := range chunk.LogEvents("perf", i*chunkRecords, chunkRecords, 0) {
+			data = append(data, append(chunk.AppendJSON(nil, ev.Record), '\n'))
+		}
+	}
+	return data
+}
+
+// floorPerRecord measures the work no implementation can avoid to send data to Kinesis over
+// TLS, per record: base64 of each record's data into a PutRecords body (requests of 500 records
+// with random-length partition keys), SHA-256 of the body (SigV4 signs its hash), and AES-128-GCM
+// of the body in 16 KiB TLS records. The JSON framing is appended too (a few bytes per record).
+// It runs on one locked thread; the best of three passes.
+func floorPerRecord(data [][]byte) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	block, _ := aes.NewCipher(make([]byte, 16))
+	gcm, _ := cipher.NewGCM(block)
+	nonce := make([]byte, gcm.NonceSize())
+	key := strings.Repeat("k", kinesis.KeyLen)
+	var body, sealed []byte
+	var sum [sha256.Size]byte
+	best := time.Duration(1<<63 - 1)
+	for range 3 {
+		start := time.Now()
+		for off := 0; off < len(data); off += kinesis.MaxRecordsPerRequest {
+			body = append(body[:0], `{"Records":[`...)
+			for i, d := range data[off:min(off+kinesis.MaxRecordsPerRequest, len(data))] {
+				if i > 0 {
+					body = append(body, ',')
+				}
+				body = append(body, `{"Data":"`...)
+				body = base64.StdEncoding.AppendEncode(body, d)
+				body = append(body, `","PartitionKey":"`...)
+				body = append(body, key...)
+				body = append(body, `"}`...)
+			}
+			body = append(body, `],"StreamName":"`+streamName+`"}`...)
+			sum = sha256.Sum256(body)
+			for p := 0; p < len(body); p += 16 << 10 {
+				sealed = gcm.Seal(sealed[:0], nonce, body[p:min(p+16<<10, len(body))], nil)
+			}
+		}
+		best = min(best, time.Since(start))
+	}
+	_ = sum
+	return best / time.Duration(len(data))
+}
+
+// sink is a running sink process (sink/main.go).
+type sink struct {
+	Endpoint string // https://127.0.0.1:PORT
+	CAFile   string // its certificate, for AWS_CA_BUNDLE
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	client   *http.Client
+}
+
+// sinkStats is the sink's GET /stats.
+type sinkStats struct{ Requests, Records, Bytes, HTTP2 int64 }
+
+// goTool returns the go command of the toolchain running the benchmark.
+func goTool() string {
+	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+		return p
+	}
+	return "go"
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// startSink builds and starts the sink in dir; it is stopped when tb ends.
+func startSink(tb testing.TB, dir string) *sink {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	bin := filepath.Join(dir, "sink")
+	if out, err := exec.CommandContext(ctx, goTool(), "build", "-o", bin, "./sink").CombinedOutput(); err != nil {
+		tb.Fatalf("build sink: %v\n%s", err, out)
+	}
+	s := &sink{CAFile: filepath.Join(dir, "sink-ca.pem")}
+	s.cmd = exec.Command(bin, "-cert", s.CAFile)
+	s.cmd.Stderr = os.Stderr
+	stdin, err := s.cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.stdin = stdin
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.stop)
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case line := <-ready:
+		ep, ok := strings.CutPrefix(line, "ready ")
+		if !ok {
+			tb.Fatalf("sink: unexpected first line %q", line)
+		}
+		s.Endpoint = ep
+	case <-time.After(30 * time.Second):
+		tb.Fatal("sink: not ready after 30s")
+	}
+	pem, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	s.client = &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	return s
+}
+
+// stop closes the sink's stdin (it exits) and waits for it, killing it after 5 s.
+func (s *sink) stop() {
+	_ = s.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// stats returns the sink's counters.
+func (s *sink) stats(tb testing.TB) sinkStats {
+	tb.Helper()
+	resp, err := s.client.Get(s.Endpoint + "/stats")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st sinkStats
+	line, _ := io.ReadAll(resp.Body)
+	if _, err := fmt.Sscanf(string(line), "requests=%d records=%d bytes=%d http2=%d",
+		&st.Requests, &st.Records, &st.Bytes, &st.HTTP2); err != nil {
+		tb.Fatalf("sink stats %q: %v", line, err)
+	}
+	return st
+}
+
+func (a sinkStats) sub(b sinkStats) sinkStats {
+	return sinkStats{a.Requests - b.Requests, a.Records - b.Records, a.Bytes - b.Bytes, a.HTTP2 - b.HTTP2}
+}
+
+// clientEnv is the AWS environment of a client of the sink: fake credentials, no shared files
+// (empty ones in dir), no instance metadata, the sink's certificate as the CA bundle.
+func clientEnv(tb testing.TB, dir string, s *sink) []string {
+	tb.Helper()
+	for _, f := range []string{"config", "credentials"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return []string{
+		"HOME=" + dir,
+		"AWS_ACCESS_KEY_ID=" + accessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + secretAccessKey,
+		"AWS_CONFIG_FILE=" + filepath.Join(dir, "config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "credentials"),
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CA_BUNDLE=" + s.CAFile,
+	}
+}

@@ -1,0 +1,181 @@
+// Command sink is a minimal Kinesis-compatible PutRecords endpoint for the benchmarks of
+// test/perf: HTTPS on 127.0.0.1 with a self-signed certificate it creates, answering every
+// Kinesis_20131202.PutRecords request (JSON 1.1) with success for every record, doing as little
+// work as it can so that it disturbs the measured process little. It runs as its own process so
+// that its CPU time is not counted with the plugin's.
+//
+//	sink -cert FILE [-addr 127.0.0.1:0]
+//
+// It writes the certificate (PEM, the trust anchor for AWS_CA_BUNDLE) to FILE, then prints one line
+// "ready https://127.0.0.1:PORT" on stdout. GET /stats answers "requests=N records=N bytes=N
+// http2=N" (bytes: request bodies). It exits when its stdin is closed (so it never outlives the
+// benchmark that started it) or on SIGTERM/SIGINT.
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// maxRecords is PutRecords' limit of records per request.
+const maxRecords = 500
+
+// partitionKeyField occurs once per record in a PutRecords body and nowhere else: the data is
+// base64 (no quotes), and the benchmark's partition keys are random alphanumerics.
+var partitionKeyField = []byte(`"PartitionKey":`)
+
+type server struct {
+	responses [maxRecords + 1][]byte // the success answer for n records
+	bufs      sync.Pool              // *bytes.Buffer
+
+	requests, records, bytes, http2 atomic.Int64
+}
+
+func newServer() *server {
+	s := &server{}
+	// As Kinesis answers: a 56-digit sequence number and the shard of each record.
+	const entry = `{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000000"}`
+	for n := 0; n <= maxRecords; n++ {
+		var b bytes.Buffer
+		b.WriteString(`{"EncryptionType":"NONE","FailedRecordCount":0,"Records":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(entry)
+		}
+		b.WriteString("]}")
+		s.responses[n] = b.Bytes()
+	}
+	return s
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == "/stats" {
+		fmt.Fprintf(w, "requests=%d records=%d bytes=%d http2=%d\n",
+			s.requests.Load(), s.records.Load(), s.bytes.Load(), s.http2.Load())
+		return
+	}
+	if r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "Kinesis_20131202.PutRecords" {
+		http.Error(w, `{"__type":"UnknownOperationException"}`, http.StatusBadRequest)
+		return
+	}
+	buf, _ := s.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer s.bufs.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	n := bytes.Count(buf.Bytes(), partitionKeyField)
+	if n < 1 || n > maxRecords {
+		http.Error(w, `{"__type":"ValidationException","message":"bad record count"}`, http.StatusBadRequest)
+		return
+	}
+	s.requests.Add(1)
+	s.records.Add(int64(n))
+	s.bytes.Add(int64(buf.Len()))
+	if r.ProtoMajor == 2 {
+		s.http2.Add(1)
+	}
+	body := s.responses[n]
+	h := w.Header()
+	h["Content-Type"] = []string{"application/x-amz-json-1.1"}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["X-Amzn-Requestid"] = []string{"00000000-0000-0000-0000-000000000000"}
+	_, _ = w.Write(body)
+}
+
+// selfSigned returns a P-256 certificate for 127.0.0.1 and localhost that is its own CA.
+func selfSigned() (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "kinesis perf sink"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pemCert, nil
+}
+
+func main() {
+	certFile := flag.String("cert", "", "write the certificate (PEM) to this file")
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	flag.Parse()
+	if *certFile == "" {
+		fmt.Fprintln(os.Stderr, "sink: -cert is required")
+		os.Exit(2)
+	}
+	cert, pemCert, err := selfSigned()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sink:", err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(*certFile, pemCert, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "sink:", err)
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sink:", err)
+		os.Exit(1)
+	}
+	srv := &http.Server{
+		Handler:           newServer(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+	}
+	go func() {
+		// The parent closes stdin (or dies): stop.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		os.Exit(0)
+	}()
+	fmt.Printf("ready https://%s\n", ln.Addr())
+	if err := srv.ServeTLS(ln, "", ""); err != nil {
+		fmt.Fprintln(os.Stderr, "sink:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,134 @@
+package perf
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/flbhost"
+)
+
+const (
+	pluginName = "kinesis_streams_go"
+	pluginSO   = "../../build/kinesis_streams_go.so" // relative to this package
+	hostSrc    = "../host/host.c"
+)
+
+// BenchmarkWholePath measures the whole path through the real ABI: the C host (test/host) loads
+// the built library and flushes PERF_RECORDS records (default 500,000: PERF_DISTINCT distinct
+// chunks of 5,000, default 10, flushed in turn) from PERF_THREADS threads (default 2, as
+// "workers 2") to the sink over TLS. The CPU counted is the host process's (getrusage, every
+// thread) from the start of the flushes to their end, less the host's own work (reading and wiping
+// the chunks); start-up and exit are reported apart. Run it alone: -benchtime=1x.
+func BenchmarkWholePath(b *testing.B) {
+	records := envInt(b, "PERF_RECORDS", 500_000)
+	distinct := envInt(b, "PERF_DISTINCT", 10)
+	threads := envInt(b, "PERF_THREADS", 2)
+	flushes := (records + chunkRecords - 1) / chunkRecords
+	records = flushes * chunkRecords
+	distinct = min(distinct, flushes)
+
+	so, err := filepath.Abs(pluginSO)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := os.Stat(so); err != nil {
+		b.Fatalf("plugin library %s missing: run `make build` first (%v)", so, err)
+	}
+	dir := b.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	host, err := flbhost.Build(ctx, hostSrc, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := startSink(b, dir)
+	env := append(clientEnv(b, dir, s), "PATH="+os.Getenv("PATH"))
+	if v := os.Getenv("PERF_GOGC"); v != "" { // for experiments with the collector
+		env = append(env, "GOGC="+v)
+	}
+
+	chunks := buildChunks(distinct)
+	paths := make([]string, distinct)
+	chunkBytes := 0
+	for i, c := range chunks {
+		paths[i] = filepath.Join(dir, "chunk-"+strconv.Itoa(i)+".bin")
+		if err := os.WriteFile(paths[i], c, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		chunkBytes += len(c)
+	}
+	m := flbhost.Manifest{
+		SO:   so,
+		Name: pluginName,
+		Instances: []flbhost.Instance{{
+			{"region", region},
+			{"stream", streamName},
+			{"endpoint", s.Endpoint},
+			{"workers", strconv.Itoa(threads)},
+		}},
+	}
+	inputBytes := 0
+	for j := range flushes {
+		m.Jobs = append(m.Jobs, flbhost.Job{Thread: j % threads, Tag: "kube.perf", Path: paths[j%distinct]})
+		inputBytes += len(chunks[j%distinct])
+	}
+	floor := floorPerRecord(recordData(distinct))
+	chunks = nil
+	runtime.GC()
+
+	b.Logf("config: %d records = %d flushes of %d-record chunks (%s, %d distinct, %.2f MB each on average), %d flush threads, "+
+		"1 instance (region %s, stream %s, endpoint %s, defaults otherwise: random partition keys, append_newline, no compression), "+
+		"TLS sink %s, GOMAXPROCS of the host: default, %d CPUs",
+		records, flushes, chunkRecords, chunkFormat, distinct, float64(chunkBytes)/float64(distinct)/1e6, threads,
+		region, streamName, s.Endpoint, s.CAFile, runtime.NumCPU())
+
+	b.ResetTimer()
+	for range b.N {
+		before := s.stats(b)
+		start := time.Now()
+		runCtx, runCancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		r, err := flbhost.Run(runCtx, host, dir, m, env)
+		runCancel()
+		wall := time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Err != nil || !r.Done || r.Usage == nil {
+			b.Fatalf("host: %v (done %v)\nstdout:\n%s\nstderr:\n%s", r.Err, r.Done, r.Stdout, r.Stderr)
+		}
+		for j, f := range r.Flushes {
+			if f.RC != flbhost.FLBOK {
+				b.Fatalf("flush %d: rc %d\nstderr:\n%s", j, f.RC, r.Stderr)
+			}
+		}
+		sent := s.stats(b).sub(before)
+		if sent.Records != int64(records) {
+			b.Fatalf("sink received %d records, want %d", sent.Records, records)
+		}
+
+		u := r.Usage
+		flushCPU := u.User + u.Sys
+		pluginCPU := flushCPU - u.Host
+		total := time.Duration(r.Rusage.Utime.Nano() + r.Rusage.Stime.Nano())
+		perRecord := float64(pluginCPU.Nanoseconds()) / float64(records)
+		fmt.Printf("wholepath: %d records, %d bytes of chunks, wall %v; flush phase CPU %v (user %v, sys %v), host's own work %v, "+
+			"plugin %v = %.0f ns/record (%.0f records per CPU-second); start-up and exit %v; "+
+			"peak RSS %.1f MB; sink: %d requests, %.1f MB of bodies, %d over HTTP/2; floor %v/record; ratio %.2f\n",
+			records, inputBytes, wall.Round(time.Millisecond), flushCPU, u.User, u.Sys, u.Host, pluginCPU, perRecord,
+			1e9/perRecord, (total - flushCPU).Round(time.Millisecond), float64(u.MaxRSSKB)/1024,
+			sent.Requests, float64(sent.Bytes)/1e6, sent.HTTP2, floor, perRecord/float64(floor.Nanoseconds()))
+		b.ReportMetric(perRecord, "ns-cpu/record")
+		b.ReportMetric(float64(floor.Nanoseconds()), "floor-ns/record")
+		b.ReportMetric(perRecord/float64(floor.Nanoseconds()), "ratio")
+		b.ReportMetric(1e9/perRecord, "records/cpu-s")
+		b.ReportMetric(float64(u.MaxRSSKB)/1024, "peak-rss-MB")
+		b.ReportMetric(float64(sent.Requests), "requests")
+		b.ReportMetric(float64(sent.Bytes)/1e6, "MB-sent")
+	}
+}
