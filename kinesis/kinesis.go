@@ -147,6 +147,7 @@ type Client struct {
 	streamARN  *string
 	http       idleCloser // nil when the HTTP client cannot close idle connections
 	bufs       sync.Pool  // *requestBuf
+	bodies     putRecordsBodies
 }
 
 // requestBuf holds the SDK's view of one request, reused across requests to avoid allocating the
@@ -226,6 +227,8 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 		// AWS_MAX_ATTEMPTS or max_attempts in a profile would wrap the retryer and re-enable
 		// hidden retries: the batcher owns retries.
 		ko.RetryMaxAttempts = 0
+		// Clipped: cfg.APIOptions may share its array with the STS client.
+		ko.APIOptions = append(ko.APIOptions[:len(ko.APIOptions):len(ko.APIOptions)], c.bodies.install)
 	}}, extra...)
 	c.api = kinesissdk.NewFromConfig(cfg, optFns...)
 

@@ -1,0 +1,283 @@
+package kinesis
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"sync"
+	"unicode/utf8"
+
+	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// The PutRecords request of the awsJson1_1 protocol, as the SDK's serializer writes it.
+const (
+	operationSerializerID = "OperationSerializer" // the SDK's Serialize-step middleware
+	putRecordsTarget      = "Kinesis_20131202.PutRecords"
+	jsonContentType       = "application/x-amz-json-1.1"
+)
+
+// putRecordsBodies is the pool of PutRecords request bodies, shared by the requests of one Client.
+//
+// The SDK's serializer grows each body from zero by appends and copies it once more at the end:
+// for a request of a few hundred KB, that was most of the bytes the plugin allocated. This one
+// computes the exact size first and writes the JSON once, the base64 straight into the body.
+type putRecordsBodies struct{ pool sync.Pool } // *[]byte
+
+// install is an APIOptions function: it wraps the operation serializer of the stack so that a
+// PutRecords request is serialized by putRecordsSerializer, and every other request by the SDK.
+func (b *putRecordsBodies) install(stack *middleware.Stack) error {
+	sdk, ok := stack.Serialize.Get(operationSerializerID)
+	if !ok {
+		return fmt.Errorf("kinesis: no %q middleware to replace", operationSerializerID)
+	}
+	_, err := stack.Serialize.Swap(operationSerializerID, &putRecordsSerializer{sdk: sdk, bodies: b})
+	return err
+}
+
+// putRecordsSerializer serializes a *kinesissdk.PutRecordsInput into a pooled body, and hands any
+// other input (or a PutRecords input with fields this client never sets) to the SDK's serializer.
+type putRecordsSerializer struct {
+	sdk    middleware.SerializeMiddleware
+	bodies *putRecordsBodies
+}
+
+func (*putRecordsSerializer) ID() string { return operationSerializerID }
+
+func (m *putRecordsSerializer) HandleSerialize(ctx context.Context, in middleware.SerializeInput, next middleware.SerializeHandler) (
+	middleware.SerializeOutput, middleware.Metadata, error,
+) {
+	input, ok := in.Parameters.(*kinesissdk.PutRecordsInput)
+	req, isHTTP := in.Request.(*smithyhttp.Request)
+	if !ok || !isHTTP {
+		return m.sdk.HandleSerialize(ctx, in, next)
+	}
+	size, ok := putRecordsBodyLen(input)
+	if !ok {
+		return m.sdk.HandleSerialize(ctx, in, next)
+	}
+
+	bp, _ := m.bodies.pool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	if cap(*bp) < size {
+		*bp = make([]byte, 0, size)
+	}
+	body := appendPutRecordsBody((*bp)[:0], input)
+	if len(body) != size {
+		m.bodies.pool.Put(bp)
+		return middleware.SerializeOutput{}, middleware.Metadata{},
+			fmt.Errorf("kinesis: put records body is %d bytes, computed %d", len(body), size)
+	}
+
+	req.Method = http.MethodPost
+	if req.URL.Path == "" {
+		req.URL.Path = "/"
+	}
+	req.Header.Set("X-Amz-Target", putRecordsTarget)
+	req.Header.Set("Content-Type", jsonContentType)
+	// A seekable stream: signing hashes it, and a retry rewinds and sends it again.
+	sreq, err := req.SetStream(bytes.NewReader(body))
+	if err != nil {
+		m.bodies.pool.Put(bp)
+		return middleware.SerializeOutput{}, middleware.Metadata{}, fmt.Errorf("kinesis: set put records body: %w", err)
+	}
+	*req = *sreq
+
+	out, md, err := next.HandleSerialize(ctx, in)
+	// Only now may the body be reused: smithy-go's HTTP handler wraps every attempt's body in a
+	// reader whose Close waits for a Read in progress and makes later ones return io.EOF, and it
+	// closes it before it returns, even when net/http's write loop outlives the round trip.
+	m.bodies.pool.Put(bp)
+	return out, md, err
+}
+
+// Constant parts of the body, in the order the SDK writes them (members sorted by name).
+const (
+	bodyStart        = `{"Records":[`
+	recordDataStart  = `{"Data":"`
+	recordHashKey    = `","ExplicitHashKey":`
+	recordPartKey    = `,"PartitionKey":`
+	recordPartKeyRaw = `","PartitionKey":` // after Data, when there is no ExplicitHashKey
+	recordsEnd       = `]`
+	streamARNField   = `,"StreamARN":`
+	streamNameField  = `,"StreamName":`
+)
+
+// putRecordsBodyLen is the exact length of the body appendPutRecordsBody writes for in, and false
+// when in has something this serializer does not write (DryRun, StreamId, no Records, a record
+// without Data or PartitionKey): the SDK serializes those requests.
+func putRecordsBodyLen(in *kinesissdk.PutRecordsInput) (int, bool) {
+	if in.DryRun != nil || in.StreamId != nil || in.Records == nil {
+		return 0, false
+	}
+	n := len(bodyStart) + len(recordsEnd) + len("}")
+	for i := range in.Records {
+		r := &in.Records[i]
+		if r.Data == nil || r.PartitionKey == nil {
+			return 0, false
+		}
+		if i > 0 {
+			n++ // ,
+		}
+		n += len(recordDataStart) + base64.StdEncoding.EncodedLen(len(r.Data))
+		if r.ExplicitHashKey != nil {
+			n += len(recordHashKey) + jsonStringLen(*r.ExplicitHashKey) + len(recordPartKey)
+		} else {
+			n += len(recordPartKeyRaw)
+		}
+		n += jsonStringLen(*r.PartitionKey) + len("}")
+	}
+	if in.StreamARN != nil {
+		n += len(streamARNField) + jsonStringLen(*in.StreamARN)
+	}
+	if in.StreamName != nil {
+		n += len(streamNameField) + jsonStringLen(*in.StreamName)
+	}
+	return n, true
+}
+
+// appendPutRecordsBody appends the JSON body of in, as the SDK writes it, to dst. in must be one
+// putRecordsBodyLen accepts; with cap(dst)-len(dst) of that length, nothing is allocated.
+func appendPutRecordsBody(dst []byte, in *kinesissdk.PutRecordsInput) []byte {
+	dst = append(dst, bodyStart...)
+	for i := range in.Records {
+		r := &in.Records[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, recordDataStart...)
+		dst = appendBase64(dst, r.Data)
+		if r.ExplicitHashKey != nil {
+			dst = append(dst, recordHashKey...)
+			dst = appendJSONString(dst, *r.ExplicitHashKey)
+			dst = append(dst, recordPartKey...)
+		} else {
+			dst = append(dst, recordPartKeyRaw...)
+		}
+		dst = appendJSONString(dst, *r.PartitionKey)
+		dst = append(dst, '}')
+	}
+	dst = append(dst, recordsEnd...)
+	if in.StreamARN != nil {
+		dst = append(dst, streamARNField...)
+		dst = appendJSONString(dst, *in.StreamARN)
+	}
+	if in.StreamName != nil {
+		dst = append(dst, streamNameField...)
+		dst = appendJSONString(dst, *in.StreamName)
+	}
+	return append(dst, '}')
+}
+
+// appendBase64 appends the standard base64 encoding of src to dst, encoding in place.
+func appendBase64(dst, src []byte) []byte {
+	n := len(dst)
+	enc := base64.StdEncoding.EncodedLen(len(src))
+	if cap(dst)-n < enc {
+		dst = append(dst, make([]byte, enc)...)
+	} else {
+		dst = dst[:n+enc]
+	}
+	base64.StdEncoding.Encode(dst[n:], src)
+	return dst
+}
+
+// jsonSafe reports the ASCII bytes written as they are inside a JSON string: printable ASCII but
+// '"' and '\\'. This is smithy-go's set: unlike encoding/json, it does not escape <, > and &, and
+// it escapes DEL.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for b := byte(' '); b < 0x7f; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
+
+const hexDigits = "0123456789abcdef"
+
+// jsonStringLen is the length of appendJSONString(nil, s).
+func jsonStringLen(s string) int {
+	n := 2 // quotes
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			switch {
+			case jsonSafe[b]:
+				n++
+			case b == '\\', b == '"', b == '\n', b == '\r', b == '\t':
+				n += 2
+			default:
+				n += 6 // \u00XX
+			}
+			i++
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case c == utf8.RuneError && size == 1:
+			n += len(string(utf8.RuneError))
+		case c == '\u2028' || c == '\u2029':
+			n += 6
+		default:
+			n += size
+		}
+		i += size
+	}
+	return n
+}
+
+// appendJSONString appends s as a JSON string, escaped exactly as smithy-go's JSON serializer does:
+// '"', '\\', \n, \r and \t with a backslash, other control characters and DEL as \u00XX, U+2028
+// and U+2029 as \u2028 and \u2029, and each byte of invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if jsonSafe[b] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, string(utf8.RuneError)...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

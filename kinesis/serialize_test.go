@@ -1,0 +1,423 @@
+package kinesis
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// sentRequest is one request as the HTTP client received it, after signing.
+type sentRequest struct {
+	Body          []byte
+	ContentType   string
+	Target        string
+	ContentLength int64
+}
+
+// signingHTTP is an HTTP client that checks the SigV4 signature of every request against the body
+// it carries (signing again with the fake credentials, at the request's time, over the SHA-256 of
+// the bytes read), records the request and accepts every record.
+type signingHTTP struct {
+	t    *testing.T
+	mu   sync.Mutex
+	sent []sentRequest
+	// hangUps is the number of requests to fail with a network error before answering.
+	hangUps int
+}
+
+func (h *signingHTTP) Do(r *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	resigned := r.Clone(r.Context())
+	resigned.Header.Del("Authorization")
+	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+	if err != nil {
+		h.t.Errorf("X-Amz-Date: %v", err)
+	}
+	creds := aws.Credentials{AccessKeyID: fakeKeyID, SecretAccessKey: fakeSecret}
+	if err := v4.NewSigner().SignHTTP(r.Context(), creds, resigned, hex.EncodeToString(sum[:]), "kinesis", "us-east-1", at); err != nil {
+		h.t.Errorf("sign again: %v", err)
+	}
+	if got, want := r.Header.Get("Authorization"), resigned.Header.Get("Authorization"); got != want {
+		h.t.Errorf("Authorization = %q,\nthe body's signature is %q", got, want)
+	}
+
+	h.mu.Lock()
+	h.sent = append(h.sent, sentRequest{
+		Body:          body,
+		ContentType:   r.Header.Get("Content-Type"),
+		Target:        r.Header.Get("X-Amz-Target"),
+		ContentLength: r.ContentLength,
+	})
+	hangUp := len(h.sent) <= h.hangUps
+	h.mu.Unlock()
+	if hangUp {
+		return nil, &netError{}
+	}
+
+	var in struct{ Records []json.RawMessage }
+	if err := json.Unmarshal(body, &in); err != nil {
+		h.t.Errorf("decode body: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	writeResult(rec, make([]string, len(in.Records)))
+	return rec.Result(), nil
+}
+
+func (h *signingHTTP) requests() []sentRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]sentRequest(nil), h.sent...)
+}
+
+// netError is a connection reset, as the SDK's retryer sees one.
+type netError struct{}
+
+func (*netError) Error() string   { return "read tcp: connection reset by peer" }
+func (*netError) Timeout() bool   { return false }
+func (*netError) Temporary() bool { return false }
+
+// withSDKSerializer undoes putRecordsBodies.install: the client serializes with the SDK.
+func withSDKSerializer(o *kinesissdk.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		m, ok := stack.Serialize.Get(operationSerializerID)
+		if !ok {
+			return fmt.Errorf("no %s", operationSerializerID)
+		}
+		ours, ok := m.(*putRecordsSerializer)
+		if !ok {
+			return fmt.Errorf("%s is %T, not ours", operationSerializerID, m)
+		}
+		_, err := stack.Serialize.Swap(operationSerializerID, ours.sdk)
+		return err
+	})
+}
+
+// sendOnce sends entries through a new client with the given serializer and returns what the
+// HTTP client received.
+func sendOnce(t *testing.T, stream string, entries []Entry, hangUps int, autoRetry bool, extra ...func(*kinesissdk.Options)) []sentRequest {
+	t.Helper()
+	h := &signingHTTP{t: t, hangUps: hangUps}
+	extra = append([]func(*kinesissdk.Options){func(o *kinesissdk.Options) { o.HTTPClient = h }}, extra...)
+	c, err := newClient(context.Background(), Options{Region: "us-east-1", Stream: stream, Endpoint: "https://kinesis.test", AutoRetry: autoRetry}, extra...)
+	if err != nil {
+		t.Fatalf("newClient: %v", err)
+	}
+	if _, err := c.PutRecords(context.Background(), entries); err != nil {
+		t.Fatalf("PutRecords: %v", err)
+	}
+	return h.requests()
+}
+
+// wireBody is a PutRecords body, decoded.
+type wireBody struct {
+	StreamName *string
+	StreamARN  *string
+	Records    []struct {
+		Data            []byte // base64
+		PartitionKey    *string
+		ExplicitHashKey *string
+	}
+}
+
+func decodeBody(t *testing.T, body []byte) wireBody {
+	t.Helper()
+	var w wireBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		t.Fatalf("decode %.200q: %v", body, err)
+	}
+	return w
+}
+
+func randomEntries(r *rand.Rand, n int) []Entry {
+	entries := make([]Entry, n)
+	for i := range entries {
+		data := make([]byte, r.IntN(2000))
+		for j := range data {
+			data[j] = byte(r.Uint32())
+		}
+		entries[i] = Entry{Data: data, PartitionKey: fmt.Sprintf("key-%d-%x", i, r.Uint64())}
+		if i%3 == 0 {
+			entries[i].ExplicitHashKey = fmt.Sprint(r.Uint64())
+		}
+	}
+	return entries
+}
+
+// TestPutRecordsBodyMatchesSDK sends the same entries with the SDK's serializer and with ours and
+// compares what reached the HTTP client: the same bytes (so the same JSON), the same headers, and
+// a signature over those bytes.
+func TestPutRecordsBodyMatchesSDK(t *testing.T) {
+	isolateEnv(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	mib := make([]byte, 1<<20)
+	for i := range mib {
+		mib[i] = byte(r.Uint32())
+	}
+	tests := []struct {
+		name    string
+		stream  string
+		entries []Entry
+	}{
+		{name: "stream name", stream: "my-stream", entries: []Entry{{Data: []byte("{\"a\":1}\n"), PartitionKey: "k"}}},
+		{name: "stream ARN", stream: "arn:aws:kinesis:us-east-1:123456789012:stream/s", entries: []Entry{{Data: []byte("x"), PartitionKey: "k"}}},
+		{name: "explicit hash key set and unset", stream: "s", entries: []Entry{
+			{Data: []byte("a"), PartitionKey: "k1", ExplicitHashKey: "170141183460469231731687303715884105728"},
+			{Data: []byte("b"), PartitionKey: "k2"},
+			{Data: []byte("c"), PartitionKey: "k3", ExplicitHashKey: "0"},
+		}},
+		{name: "unicode keys", stream: "поток-ü", entries: []Entry{
+			{Data: []byte("a"), PartitionKey: "ключ"},
+			{Data: []byte("b"), PartitionKey: "日本語のキー"},
+			{Data: []byte("c"), PartitionKey: "😀\u00e9\u2028\u2029"},
+		}},
+		{name: "escaped keys", stream: "s", entries: []Entry{
+			{Data: []byte("a"), PartitionKey: `quote " and backslash \ `},
+			{Data: []byte("b"), PartitionKey: "\n\r\t\b\f\x00\x01\x1f\x7f"},
+			{Data: []byte("c"), PartitionKey: "<html>&amp;</html>"},
+			{Data: []byte("d"), PartitionKey: "invalid \xff\xfe utf-8 \xe2\x82"},
+			{Data: []byte("e"), PartitionKey: strings.Repeat("\"\\", MaxPartitionKeyLen/2)},
+		}},
+		{name: "empty data", stream: "s", entries: []Entry{{Data: []byte{}, PartitionKey: "k"}, {Data: nil, PartitionKey: "k"}}},
+		{name: "1 MiB data", stream: "s", entries: []Entry{{Data: mib, PartitionKey: "k"}}},
+		{name: "500 records", stream: "s", entries: randomEntries(r, MaxRecordsPerRequest)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sdk := sendOnce(t, tt.stream, tt.entries, 0, false, withSDKSerializer)
+			ours := sendOnce(t, tt.stream, tt.entries, 0, false)
+			if len(sdk) != 1 || len(ours) != 1 {
+				t.Fatalf("requests: SDK %d, ours %d, want 1", len(sdk), len(ours))
+			}
+			want, got := sdk[0], ours[0]
+			if got.ContentType != "application/x-amz-json-1.1" || got.ContentType != want.ContentType {
+				t.Errorf("Content-Type = %q, SDK %q", got.ContentType, want.ContentType)
+			}
+			if got.Target != "Kinesis_20131202.PutRecords" || got.Target != want.Target {
+				t.Errorf("X-Amz-Target = %q, SDK %q", got.Target, want.Target)
+			}
+			if got.ContentLength != int64(len(got.Body)) || got.ContentLength != want.ContentLength {
+				t.Errorf("Content-Length = %d for %d bytes, SDK %d", got.ContentLength, len(got.Body), want.ContentLength)
+			}
+			// The same JSON, whatever the byte order...
+			wb, gb := decodeBody(t, want.Body), decodeBody(t, got.Body)
+			wj, _ := json.Marshal(wb)
+			gj, _ := json.Marshal(gb)
+			if !bytes.Equal(gj, wj) {
+				t.Errorf("decoded body differs from the SDK's:\n got %.300s\nwant %.300s", gj, wj)
+			}
+			if len(gb.Records) != len(tt.entries) {
+				t.Fatalf("%d records sent, want %d", len(gb.Records), len(tt.entries))
+			}
+			for i, e := range tt.entries {
+				rec := gb.Records[i]
+				if !bytes.Equal(rec.Data, e.Data) {
+					t.Errorf("record %d: data differs", i)
+				}
+				if utf8.ValidString(e.PartitionKey) && (rec.PartitionKey == nil || *rec.PartitionKey != e.PartitionKey) {
+					t.Errorf("record %d: partition key %v, want %q", i, rec.PartitionKey, e.PartitionKey)
+				}
+				if (rec.ExplicitHashKey != nil) != (e.ExplicitHashKey != "") ||
+					rec.ExplicitHashKey != nil && *rec.ExplicitHashKey != e.ExplicitHashKey {
+					t.Errorf("record %d: explicit hash key %v, want %q", i, rec.ExplicitHashKey, e.ExplicitHashKey)
+				}
+			}
+			// ... and, as both write members in the schema's order, the same bytes.
+			if !bytes.Equal(got.Body, want.Body) {
+				t.Errorf("body differs from the SDK's:\n got %.300q\nwant %.300q", got.Body, want.Body)
+			}
+		})
+	}
+}
+
+// TestPutRecordsRetrySendsSameBody: the pooled body is still whole when the SDK sends it again
+// after a network error, and is signed again over the same bytes.
+func TestPutRecordsRetrySendsSameBody(t *testing.T) {
+	isolateEnv(t)
+	entries := randomEntries(rand.New(rand.NewPCG(3, 4)), 50)
+	want := sendOnce(t, "s", entries, 0, false, withSDKSerializer)
+	got := sendOnce(t, "s", entries, 1, true)
+	if len(got) != 2 {
+		t.Fatalf("%d requests, want 2 (one retry)", len(got))
+	}
+	for i, req := range got {
+		if !bytes.Equal(req.Body, want[0].Body) {
+			t.Errorf("attempt %d: body differs from the SDK's:\n got %.200q\nwant %.200q", i+1, req.Body, want[0].Body)
+		}
+	}
+}
+
+// TestPutRecordsConcurrentBodies: requests in flight at once on one client each send their own
+// entries, never a body reused by another request.
+func TestPutRecordsConcurrentBodies(t *testing.T) {
+	isolateEnv(t)
+	srv := newFakeKinesis(t, nil)
+	c := newTestClient(t, Options{Endpoint: srv.URL})
+	const workers, perWorker = 8, 10
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				key := fmt.Sprintf("w%d-i%d", w, i)
+				data := bytes.Repeat([]byte(key), 1000+100*w)
+				if _, err := c.PutRecords(context.Background(), []Entry{{Data: data, PartitionKey: key}}); err != nil {
+					t.Errorf("PutRecords: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	reqs := srv.recorded()
+	if len(reqs) != workers*perWorker {
+		t.Fatalf("server got %d requests, want %d", len(reqs), workers*perWorker)
+	}
+	seen := map[string]bool{}
+	for _, req := range reqs {
+		e := req.Records[0]
+		var w int
+		if _, err := fmt.Sscanf(e.PartitionKey, "w%d-", &w); err != nil {
+			t.Fatalf("key %q: %v", e.PartitionKey, err)
+		}
+		if want := bytes.Repeat([]byte(e.PartitionKey), 1000+100*w); !bytes.Equal(e.Data, want) {
+			t.Errorf("key %q: data is not its own", e.PartitionKey)
+		}
+		seen[e.PartitionKey] = true
+	}
+	if len(seen) != workers*perWorker {
+		t.Errorf("%d distinct requests, want %d", len(seen), workers*perWorker)
+	}
+}
+
+// TestPutRecordsSerializer calls the middleware alone: it writes a PutRecords body itself (the
+// SDK's serializer is not called), and hands other inputs to the SDK's.
+func TestPutRecordsSerializer(t *testing.T) {
+	t.Parallel()
+	records := []types.PutRecordsRequestEntry{{Data: []byte("data"), PartitionKey: aws.String("k")}}
+	tests := []struct {
+		name    string
+		params  any
+		wantSDK bool
+	}{
+		{name: "put records", params: &kinesissdk.PutRecordsInput{Records: records, StreamName: aws.String("s")}},
+		{name: "dry run", params: &kinesissdk.PutRecordsInput{Records: records, DryRun: aws.Bool(true)}, wantSDK: true},
+		{name: "other operation", params: &kinesissdk.ListShardsInput{}, wantSDK: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sdkCalled := false
+			sdk := middleware.SerializeMiddlewareFunc(operationSerializerID, func(ctx context.Context, in middleware.SerializeInput, next middleware.SerializeHandler) (middleware.SerializeOutput, middleware.Metadata, error) {
+				sdkCalled = true
+				return next.HandleSerialize(ctx, in)
+			})
+			m := &putRecordsSerializer{sdk: sdk, bodies: &putRecordsBodies{}}
+			var body []byte
+			var header http.Header
+			next := middleware.SerializeHandlerFunc(func(_ context.Context, in middleware.SerializeInput) (middleware.SerializeOutput, middleware.Metadata, error) {
+				req := in.Request.(*smithyhttp.Request)
+				header = req.Header.Clone()
+				if s := req.GetStream(); s != nil {
+					body, _ = io.ReadAll(s)
+				}
+				return middleware.SerializeOutput{}, middleware.Metadata{}, nil
+			})
+			in := middleware.SerializeInput{Parameters: tt.params, Request: smithyhttp.NewStackRequest()}
+			if _, _, err := m.HandleSerialize(context.Background(), in, next); err != nil {
+				t.Fatalf("HandleSerialize: %v", err)
+			}
+			if sdkCalled != tt.wantSDK {
+				t.Fatalf("SDK serializer called = %v, want %v", sdkCalled, tt.wantSDK)
+			}
+			if tt.wantSDK {
+				return
+			}
+			if want := `{"Records":[{"Data":"ZGF0YQ==","PartitionKey":"k"}],"StreamName":"s"}`; string(body) != want {
+				t.Errorf("body = %s, want %s", body, want)
+			}
+			if got := header.Get("Content-Type"); got != jsonContentType {
+				t.Errorf("Content-Type = %q", got)
+			}
+			if got := header.Get("X-Amz-Target"); got != putRecordsTarget {
+				t.Errorf("X-Amz-Target = %q", got)
+			}
+		})
+	}
+}
+
+// TestPutRecordsBodyLenFallback: inputs with members this client never sets go to the SDK.
+func TestPutRecordsBodyLenFallback(t *testing.T) {
+	t.Parallel()
+	k := aws.String("k")
+	tests := []struct {
+		name string
+		in   kinesissdk.PutRecordsInput
+		ok   bool
+	}{
+		{name: "plain", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{{Data: []byte{}, PartitionKey: k}}}, ok: true},
+		{name: "no records", in: kinesissdk.PutRecordsInput{}, ok: false},
+		{name: "dry run", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{}, DryRun: aws.Bool(true)}, ok: false},
+		{name: "stream id", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{}, StreamId: k}, ok: false},
+		{name: "nil data", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{{PartitionKey: k}}}, ok: false},
+		{name: "nil key", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{{Data: []byte{}}}}, ok: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			n, ok := putRecordsBodyLen(&tt.in)
+			if ok != tt.ok {
+				t.Fatalf("putRecordsBodyLen ok = %v, want %v", ok, tt.ok)
+			}
+			if ok {
+				if body := appendPutRecordsBody(nil, &tt.in); len(body) != n {
+					t.Errorf("body %q is %d bytes, computed %d", body, len(body), n)
+				}
+			}
+		})
+	}
+}
+
+// FuzzAppendJSONString: the computed length is the written one, the result is JSON, and the
+// string comes back as it was (valid UTF-8) or with U+FFFD for each invalid byte.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "k", `"\`, "\x00\x7f\u2028\u2029", "\xff", "ключ<>&"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		if n := jsonStringLen(s); n != len(b) {
+			t.Fatalf("jsonStringLen(%q) = %d, wrote %d bytes %q", s, n, len(b), b)
+		}
+		var back string
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%q: %v", b, err)
+		}
+		// Each byte of invalid UTF-8 becomes U+FFFD, as a conversion to []rune does.
+		if want := string([]rune(s)); back != want {
+			t.Fatalf("%q came back as %q, want %q", s, back, want)
+		}
+	})
+}
