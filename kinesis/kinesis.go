@@ -228,7 +228,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 		// hidden retries: the batcher owns retries.
 		ko.RetryMaxAttempts = 0
 		// Clipped: cfg.APIOptions may share its array with the STS client.
-		ko.APIOptions = append(ko.APIOptions[:len(ko.APIOptions):len(ko.APIOptions)], c.bodies.install)
+		ko.APIOptions = append(ko.APIOptions[:len(ko.APIOptions):len(ko.APIOptions)], c.bodies.install, installPutRecordsDecoder)
 	}}, extra...)
 	c.api = kinesissdk.NewFromConfig(cfg, optFns...)
 
