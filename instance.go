@@ -108,13 +108,8 @@ func newInstance(g config.Getter, name string) (*instance, error) {
 // logFeatures writes one line per packing feature that is on, saying what it does.
 func logFeatures(log *slog.Logger, cfg config.Config) {
 	if !cfg.PartitionKey.IsZero() {
-		if cfg.SimpleAggregation {
-			log.Warn(fmt.Sprintf("partition_key %q has no effect with simple_aggregation: each joined record gets a random partition key",
-				cfg.PartitionKey.String()))
-		} else {
-			log.Info(fmt.Sprintf("partition_key: a record's partition key is its field %q; a record without a usable value gets a random key",
-				cfg.PartitionKey.String()))
-		}
+		log.Info(fmt.Sprintf("partition_key: a record's partition key is its field %q; a record without a usable value gets a random key",
+			cfg.PartitionKey.String()))
 	}
 	if cfg.Compression != compress.None {
 		log.Info(fmt.Sprintf("compression: each Kinesis record's data is compressed with %s; max_record_size applies to the compressed data",

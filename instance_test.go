@@ -75,9 +75,8 @@ func TestLogFeatures(t *testing.T) {
 			[]string{"aggregation: KPL aggregated records of up to 1048576 bytes, the records of each aggregate sharing one random partition key"}},
 		{"shard-aware aggregation", config.Config{Aggregation: true, PartitionKey: pod, Compression: compress.Gzip, MaxRecordSize: 1 << 20},
 			[]string{"partition_key:", "compression:", "aggregation: KPL aggregated records of up to 1048576 bytes, shard-aware"}},
-		{"simple_aggregation", config.Config{SimpleAggregation: true, PartitionKey: pod, MaxRecordSize: 2 << 20},
-			[]string{`[ warn] [output:kinesis_streams_go:x] partition_key "kubernetes->pod_name" has no effect with simple_aggregation`,
-				"simple_aggregation: records, each ending with a newline, are joined into Kinesis records of up to 2097152 bytes"}},
+		{"simple_aggregation", config.Config{SimpleAggregation: true, MaxRecordSize: 2 << 20},
+			[]string{"simple_aggregation: records, each ending with a newline, are joined into Kinesis records of up to 2097152 bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -190,6 +190,10 @@ func Parse(g Getter) (Config, error) {
 		p.fail(errors.New(`config: "aggregation" and "simple_aggregation" are two ways of packing records into one Kinesis record: ` +
 			`pick one (aggregation for consumers that deaggregate KPL records, such as the KCL; simple_aggregation for newline-joined records)`))
 	}
+	if c.SimpleAggregation && !c.PartitionKey.IsZero() {
+		p.fail(errors.New(`config: "partition_key" has no effect with "simple_aggregation", which joins records of any key into one Kinesis record with a random key: ` +
+			`remove one of them (use "aggregation" to keep each record's key)`))
+	}
 	if arnRegion, ok := streamARNRegion(c.Stream); ok && isHostLabel(c.Region) && arnRegion != fipsFree(c.Region) {
 		p.fail(fmt.Errorf(`config: "stream" is an ARN in region %q but "region" is %q: Kinesis takes a stream ARN only in its own region, set "region" to %q`,
 			arnRegion, c.Region, arnRegion))

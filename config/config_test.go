@@ -298,6 +298,9 @@ func TestParseInvalid(t *testing.T) {
 		{"aggregation 1", with("aggregation", "1"), bad("aggregation", "1", wantBool)},
 		{"simple_aggregation word", with("simple_aggregation", "kpl"), bad("simple_aggregation", "kpl", wantBool)},
 		{"aggregation and simple_aggregation", with("aggregation", "on", "simple_aggregation", "true"), wantBothAggregations},
+		{"partition_key and simple_aggregation", with("partition_key", "host", "simple_aggregation", "true"),
+			`config: "partition_key" has no effect with "simple_aggregation", which joins records of any key into one Kinesis record with a random key: ` +
+				`remove one of them (use "aggregation" to keep each record's key)`},
 		{"max_record_size too small", with("max_record_size", "512K"), bad("max_record_size", "512K", wantSize)},
 		{"max_record_size one byte short", with("max_record_size", "1048575"), bad("max_record_size", "1048575", wantSize)},
 		{"max_record_size one byte over", with("max_record_size", "10485761"), bad("max_record_size", "10485761", wantSize)},
@@ -411,12 +414,12 @@ func TestString(t *testing.T) {
 			"profile": "prod", "auto_retry_requests": "off", "http_request_timeout": "90",
 			"time_key": "ts", "time_key_format": "%Y %3N", "append_newline": "no", "max_record_size": "5M",
 			"data_keys": " log, kubernetes ", "replace_dots": "_",
-			"partition_key": " kubernetes -> pod_name ", "compression": "GZIP", "simple_aggregation": "on", "aggregation": "off",
+			"partition_key": " kubernetes -> pod_name ", "compression": "GZIP", "simple_aggregation": "off", "aggregation": "on",
 		}, "region=eu-west-1 stream=arn:aws:kinesis:eu-west-1:123456789012:stream/s endpoint=https://localhost:4567 " +
 			"sts_endpoint=http://sts:80 role_arn=arn:aws:iam::123456789012:role/r external_id=(set) profile=prod " +
 			"auto_retry_requests=false http_request_timeout=1m30s time_key=ts time_key_format=\"%Y %3N\" " +
 			"data_keys=log,kubernetes replace_dots=_ append_newline=false partition_key=kubernetes->pod_name " +
-			"compression=gzip simple_aggregation=true max_record_size=5242880"},
+			"compression=gzip aggregation=true max_record_size=5242880"},
 		{"aggregation, compression none", with("aggregation", "yes", "compression", "none"),
 			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true aggregation=true max_record_size=1048576"},
 		{"partition_key with a space", with("partition_key", "kubernetes->pod name", "compression", "zstd"),
