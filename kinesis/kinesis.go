@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -136,6 +137,22 @@ type plainBody struct{ rc io.ReadCloser }
 func (b plainBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
 func (b plainBody) Close() error               { return b.rc.Close() }
 
+// useHTTP1 makes tr speak HTTP/1.1 only. Fluent Bit's C output does too. Over HTTP/2 every
+// request of a client shares one connection and its flow-control window, and the body leaves in
+// frames as small as the window updates the server sends, one TLS record and one write each; over
+// HTTP/1.1 each concurrent request has a connection of its own and its body leaves in full TLS
+// records (measured: about 1.3 µs less CPU per record, BenchmarkFlushTLS).
+func useHTTP1(tr *http.Transport) {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	tr.Protocols = &p
+	tr.ForceAttemptHTTP2 = false
+	if tr.TLSClientConfig != nil {
+		// A clone of a transport that was used already offers "h2" in ALPN.
+		tr.TLSClientConfig.NextProtos = slices.DeleteFunc(tr.TLSClientConfig.NextProtos, func(p string) bool { return p == "h2" })
+	}
+}
+
 // noRedirect returns a redirect's response as it is: Kinesis and STS do not redirect, and a POST
 // must not be re-sent elsewhere (or turned into a GET).
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -197,6 +214,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	c := &Client{}
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		tr := b.GetTransport()
+		useHTTP1(tr)
 		cfg.HTTPClient = &http.Client{Transport: plainBodyTransport{tr}, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
 		c.http = tr
 	}

@@ -901,3 +901,49 @@ func TestConnectionReuse(t *testing.T) {
 		t.Errorf("%d requests used %d connections, want 1", n, got)
 	}
 }
+
+// TestSpeaksHTTP1 checks that requests go over HTTP/1.1 even to a TLS server that offers HTTP/2,
+// and that they reuse one connection.
+func TestSpeaksHTTP1(t *testing.T) {
+	isolateEnv(t)
+	var protos sync.Map
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos.Store(r.Proto, true)
+		req, err := decodePut(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeResult(w, make([]string, len(req.Records)))
+	}))
+	srv.EnableHTTP2 = true
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CA_BUNDLE", bundle)
+
+	c := newTestClient(t, Options{Endpoint: srv.URL})
+	for i := range 3 {
+		data := bytes.Repeat([]byte{'x'}, 100_000+i)
+		if _, err := c.PutRecords(context.Background(), []Entry{{Data: data, PartitionKey: "k"}}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	var seen []string
+	protos.Range(func(k, _ any) bool { seen = append(seen, k.(string)); return true })
+	if len(seen) != 1 || seen[0] != "HTTP/1.1" {
+		t.Errorf("requests used %v, want only HTTP/1.1", seen)
+	}
+	if got := conns.Load(); got != 1 {
+		t.Errorf("3 requests used %d connections, want 1", got)
+	}
+}
