@@ -643,3 +643,37 @@ func TestPlainASCII(t *testing.T) {
 		check(w)
 	}
 }
+
+// TestPlainRun checks plainRun against a byte-by-byte scan, for strings cut from a larger
+// buffer (so that bytes beyond their length are readable, as in a chunk) and for strings at the
+// end of their array, with one bad byte at each position, before, inside and after the string.
+func TestPlainRun(t *testing.T) {
+	t.Parallel()
+	plain := func(c byte) bool { return c < 0x80 && noEscape[c] }
+	for _, bad := range []byte{'"', '\\', 0x00, 0x1f, 0x80, 0xff, '\n'} {
+		for n := range 40 {
+			for pos := -1; pos <= n; pos++ { // pos -1: no bad byte in s; n: the byte after s
+				for _, tail := range []int{0, 1, 7, 8, 20} { // readable bytes after s
+					buf := bytes.Repeat([]byte{'a'}, 3+n+tail)
+					if pos >= 0 && 3+pos < len(buf) {
+						buf[3+pos] = bad
+					}
+					s := buf[3 : 3+n]
+					got := plainRun(s)
+					want := 0
+					for want < n && plain(s[want]) {
+						want++
+					}
+					// plainRun may stop short of the first bad byte, never past it, and says
+					// len(s) only when all of s is plain.
+					if got > want || (got == n && want != n) {
+						t.Fatalf("bad %#x at %d of %d (+%d readable): plainRun %d, first bad byte at %d", bad, pos, n, tail, got, want)
+					}
+					if want == n && tail >= 8 && got != n {
+						t.Fatalf("plain %d bytes with %d readable after: plainRun %d, want %d", n, tail, got, n)
+					}
+				}
+			}
+		}
+	}
+}

@@ -17,6 +17,16 @@ const maxDepth = 1000
 // when not empty, is the JSON-escaped text that replaces each '.' in map keys
 // (replace_dots). inKey is true inside a map key that is an array or map.
 func appendValue(dst, b []byte, i, depth int, dots string, inKey bool) ([]byte, int, error) {
+	// The commonest values first, without a header: a short string, a small integer.
+	if i < len(b) {
+		if c := b[i]; c-0xa0 < 0x20 { // fixstr
+			if end := i + 1 + int(c&0x1f); end <= len(b) {
+				return appendString(dst, b[i+1:end]), end, nil
+			}
+		} else if c < 10 {
+			return append(dst, '0'+c), i + 1, nil
+		}
+	}
 	h, j, err := readHeader(b, i)
 	if err != nil {
 		return dst, j, err
@@ -90,6 +100,13 @@ func appendValueHeader(dst, b []byte, h header, j, depth int, dots string, inKey
 
 // appendKey appends the map key at b[i] as a JSON string.
 func appendKey(dst, b []byte, i, depth int, dots string, inKey bool) ([]byte, int, error) {
+	if i < len(b) && dots == "" { // the commonest key: a short string
+		if c := b[i]; c-0xa0 < 0x20 {
+			if end := i + 1 + int(c&0x1f); end <= len(b) {
+				return appendString(dst, b[i+1:end]), end, nil
+			}
+		}
+	}
 	h, j, err := readHeader(b, i)
 	if err != nil {
 		return dst, j, err
@@ -207,13 +224,12 @@ const hexDigits = "0123456789abcdef"
 // escaped, '/' and valid non-ASCII are kept, and each byte that is not part of valid
 // UTF-8 becomes U+FFFD (as encoding/json does).
 func appendEscaped(dst, s []byte) []byte {
+	i := plainRun(s)
+	if i == len(s) { // most strings of a log record
+		return append(dst, s...)
+	}
 	start := 0 // s[start:i] is pending, to be copied as is
-	for i := 0; i < len(s); {
-		// Step over 8 plain ASCII bytes at a time: most log text is.
-		if len(s)-i >= 8 && plainASCII(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-			continue
-		}
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if noEscape[c] {
@@ -239,6 +255,7 @@ func appendEscaped(dst, s []byte) []byte {
 			}
 			i++
 			start = i
+			i += plainRun(s[i:])
 			continue
 		}
 		r, size := utf8.DecodeRune(s[i:])
@@ -250,16 +267,51 @@ func appendEscaped(dst, s []byte) []byte {
 			continue
 		}
 		i += size
+		i += plainRun(s[i:])
 	}
 	return append(dst, s[start:]...)
 }
 
+// plainRun returns how many bytes at the start of s are plain ASCII (see plainASCII), or a
+// little less: it reads 16, then 8 bytes at a time, and returns len(s) only if all are plain.
+func plainRun(s []byte) int {
+	i := 0
+	for ; len(s)-i >= 16; i += 16 {
+		if notPlain(binary.LittleEndian.Uint64(s[i:]))|notPlain(binary.LittleEndian.Uint64(s[i+8:])) != 0 {
+			break
+		}
+	}
+	for ; len(s)-i >= 8; i += 8 {
+		if !plainASCII(binary.LittleEndian.Uint64(s[i:])) {
+			return i
+		}
+	}
+	n := len(s) - i
+	if n == 0 {
+		return i
+	}
+	// A tail of 1 to 7 bytes. s is usually a piece of a chunk, with the rest of the chunk
+	// beyond its length: read 8 bytes and replace those past the end by 'a'.
+	if cap(s)-i >= 8 {
+		x := binary.LittleEndian.Uint64(s[i : i+8])
+		keep := uint64(1)<<(8*n) - 1
+		if plainASCII(x&keep | 0x6161616161616161&^keep) {
+			return len(s)
+		}
+	}
+	return i
+}
+
 // plainASCII reports whether the 8 bytes of x are all ASCII that needs no escaping:
-// none is below 0x20, '"', '\' or 0x80 and up. A subtraction below borrows only when
-// one of those bytes is present, so the test is exact.
-func plainASCII(x uint64) bool {
+// none is below 0x20, '"', '\' or 0x80 and up.
+func plainASCII(x uint64) bool { return notPlain(x) == 0 }
+
+// notPlain is zero if and only if the 8 bytes of x are plain ASCII (see plainASCII). A
+// subtraction below borrows only when one of the bytes it looks for is present, so the
+// test is exact. The results of two words can be ORed; their bytes cannot.
+func notPlain(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	return (x|(x-ones*0x20)|((x^ones*'"')-ones)|((x^ones*'\\')-ones))&highs == 0
+	return (x | (x - ones*0x20) | ((x ^ ones*'"') - ones) | ((x ^ ones*'\\') - ones)) & highs
 }
 
 // needsEscape reports whether appendEscaped would change s.

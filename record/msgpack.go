@@ -183,6 +183,27 @@ func countHeader(b []byte, j int, k kind, n uint64) (header, int, error) {
 // arrays and maps iteratively, so no input can exhaust the stack.
 func skip(b []byte, i int) (int, error) {
 	for pending := 1; pending > 0; pending-- {
+		// The commonest values first, without a header: short strings, small integers,
+		// nil and booleans, small maps.
+		if i < len(b) {
+			switch c := b[i]; {
+			case c-0xa0 < 0x20: // fixstr
+				if i += 1 + int(c&0x1f); i > len(b) {
+					return len(b), ErrTruncated
+				}
+				continue
+			case c < 0x80 || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+				i++
+				continue
+			case c < 0x90: // fixmap
+				n := 2 * int(c&0x0f)
+				if i++; n > len(b)-i-(pending-1) {
+					return len(b), ErrTruncated
+				}
+				pending += n
+				continue
+			}
+		}
 		h, j, err := readHeader(b, i)
 		if err != nil {
 			return j, err
