@@ -17,14 +17,28 @@ const maxDepth = 1000
 // when not empty, is the JSON-escaped text that replaces each '.' in map keys
 // (replace_dots). inKey is true inside a map key that is an array or map.
 func appendValue(dst, b []byte, i, depth int, dots string, inKey bool) ([]byte, int, error) {
-	// The commonest values first, without a header: a short string, a small integer.
+	// The commonest values first, without building a header: strings, as every width writes
+	// them, and integers.
 	if i < len(b) {
-		if c := b[i]; c-0xa0 < 0x20 { // fixstr
-			if end := i + 1 + int(c&0x1f); end <= len(b) {
-				return appendString(dst, b[i+1:end]), end, nil
-			}
-		} else if c < 10 {
+		var n uint64
+		var j int
+		switch c := b[i]; {
+		case c-0xa0 < 0x20: // fixstr
+			n, j = uint64(c&0x1f), i+1
+		case c == 0xdb && len(b)-i >= 5: // str 32
+			n, j = uint64(binary.BigEndian.Uint32(b[i+1:])), i+5
+		case c == 0xd9 && len(b)-i >= 2: // str 8
+			n, j = uint64(b[i+1]), i+2
+		case c < 10: // one-digit positive fixint
 			return append(dst, '0'+c), i + 1, nil
+		case c == 0xd3 && len(b)-i >= 9: // int 64
+			return strconv.AppendInt(dst, int64(binary.BigEndian.Uint64(b[i+1:])), 10), i + 9, nil
+		default:
+			j = -1
+		}
+		if j >= 0 && n <= uint64(len(b)-j) {
+			end := j + int(n)
+			return appendString(dst, b[j:end]), end, nil
 		}
 	}
 	h, j, err := readHeader(b, i)
@@ -100,11 +114,9 @@ func appendValueHeader(dst, b []byte, h header, j, depth int, dots string, inKey
 
 // appendKey appends the map key at b[i] as a JSON string.
 func appendKey(dst, b []byte, i, depth int, dots string, inKey bool) ([]byte, int, error) {
-	if i < len(b) && dots == "" { // the commonest key: a short string
-		if c := b[i]; c-0xa0 < 0x20 {
-			if end := i + 1 + int(c&0x1f); end <= len(b) {
-				return appendString(dst, b[i+1:end]), end, nil
-			}
+	if dots == "" { // the commonest key: a string
+		if j, end, ok := strAt(b, i); ok {
+			return appendString(dst, b[j:end]), end, nil
 		}
 	}
 	h, j, err := readHeader(b, i)

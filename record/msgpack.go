@@ -132,6 +132,32 @@ func readHeader(b []byte, i int) (h header, j int, err error) {
 	return h, i, invalidByteError(c)
 }
 
+// strAt reads the header of a str of any width at b[i] and returns where its bytes start and
+// end. ok is false for any other value and for a str cut by the end of b: readHeader tells
+// those apart. It is the commonest value of a record, read without building a header.
+func strAt(b []byte, i int) (start, end int, ok bool) {
+	if i >= len(b) {
+		return 0, 0, false
+	}
+	var n uint64
+	switch c := b[i]; {
+	case c-0xa0 < 0x20: // fixstr
+		n, start = uint64(c&0x1f), i+1
+	case c == 0xd9 && len(b)-i >= 2:
+		n, start = uint64(b[i+1]), i+2
+	case c == 0xda && len(b)-i >= 3:
+		n, start = uint64(binary.BigEndian.Uint16(b[i+1:])), i+3
+	case c == 0xdb && len(b)-i >= 5:
+		n, start = uint64(binary.BigEndian.Uint32(b[i+1:])), i+5
+	default:
+		return 0, 0, false
+	}
+	if n > uint64(len(b)-start) {
+		return 0, 0, false
+	}
+	return start, start + int(n), true
+}
+
 // readUint reads a big-endian unsigned integer of size 1, 2, 4 or 8 bytes at b[j].
 func readUint(b []byte, j, size int) (uint64, int, error) {
 	if len(b)-j < size {
@@ -185,15 +211,17 @@ func skip(b []byte, i int) (int, error) {
 	for pending := 1; pending > 0; pending-- {
 		// The commonest values first, without a header: short strings, small integers,
 		// nil and booleans, small maps.
+		if _, end, ok := strAt(b, i); ok {
+			i = end
+			continue
+		}
 		if i < len(b) {
 			switch c := b[i]; {
-			case c-0xa0 < 0x20: // fixstr
-				if i += 1 + int(c&0x1f); i > len(b) {
-					return len(b), ErrTruncated
-				}
-				continue
 			case c < 0x80 || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
 				i++
+				continue
+			case c == 0xd3 && len(b)-i >= 9: // int 64, as Fluent Bit 4 writes integers
+				i += 9
 				continue
 			case c < 0x90: // fixmap
 				n := 2 * int(c&0x0f)
