@@ -90,8 +90,11 @@ func (e *Encoder) appendRecord(dst []byte, ev *Event) ([]byte, error) {
 	dst = append(dst, '{')
 	first := true
 	for k := 0; k < h.n; k++ {
-		kh, kj, err := readHeader(b, j)
-		if err != nil {
+		var kh header
+		var kj int
+		if start, end, ok := strAt(b, j); ok { // the commonest key
+			kh, kj = header{kind: kindStr, n: end - start}, start
+		} else if kh, kj, err = readHeader(b, j); err != nil {
 			return dst, bodyError(kj, err)
 		}
 		if e.dataKeys != nil && !e.keep(b, kh, kj) {

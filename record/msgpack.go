@@ -223,12 +223,18 @@ func skip(b []byte, i int) (int, error) {
 			case c == 0xd3 && len(b)-i >= 9: // int 64, as Fluent Bit 4 writes integers
 				i += 9
 				continue
-			case c < 0x90: // fixmap
-				n := 2 * int(c&0x0f)
-				if i++; n > len(b)-i-(pending-1) {
+			case c < 0x90 || c == 0xdf && len(b)-i >= 5: // fixmap, map 32
+				n, j := uint64(c&0x0f), i+1
+				if c == 0xdf {
+					n, j = uint64(binary.BigEndian.Uint32(b[i+1:])), i+5
+				}
+				// Every value still pending takes at least one byte: fail early instead of
+				// counting through millions of announced elements.
+				if left := len(b) - j - (pending - 1); left < 0 || 2*n > uint64(left) {
 					return len(b), ErrTruncated
 				}
-				pending += n
+				pending += 2 * int(n)
+				i = j
 				continue
 			}
 		}
