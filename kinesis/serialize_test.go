@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -420,4 +421,31 @@ func FuzzAppendJSONString(f *testing.F) {
 			t.Fatalf("%q came back as %q, want %q", s, back, want)
 		}
 	})
+}
+
+// TestAppendBase64 checks the fast encoder against encoding/base64 for every length up to a few
+// vector widths and some larger ones, random bytes, with and without room in dst.
+func TestAppendBase64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range append(seq(0, 200), 1000, 4095, 65536, 1<<20+7) {
+		src := make([]byte, n)
+		for i := range src {
+			src[i] = byte(rng.Uint32())
+		}
+		want := "pre" + base64.StdEncoding.EncodeToString(src)
+		for _, room := range []int{0, len(want)} {
+			dst := append(make([]byte, 0, 3+room), "pre"...)
+			if got := string(appendBase64(dst, src)); got != want {
+				t.Fatalf("%d bytes, room %d: base64 differs from encoding/base64", n, room)
+			}
+		}
+	}
+}
+
+func seq(from, to int) []int {
+	s := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		s = append(s, i)
+	}
+	return s
 }
