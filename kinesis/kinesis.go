@@ -215,6 +215,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		tr := b.GetTransport()
 		useHTTP1(tr)
+		batchingTLS(tr)
 		cfg.HTTPClient = &http.Client{Transport: plainBodyTransport{tr}, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
 		c.http = tr
 	}
