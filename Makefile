@@ -12,7 +12,7 @@ BENCH_TIME  ?= 1s
 PERF_RECORDS ?= 500000
 PROFILE_DIR ?= /tmp/kinesis-perf-profiles
 
-.PHONY: all build test vet unit e2e bench bench-profile clean help
+.PHONY: all build test vet unit e2e bench bench-soak bench-profile clean help
 
 all: build
 
@@ -43,6 +43,9 @@ test/node_modules: test/package.json test/package-lock.json
 bench: build ## benchmarks with allocations, then the whole path through the C ABI (test/perf)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) $(BENCH_PKGS)
 	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 3m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
+
+bench-soak: build ## the whole path with 2,000,000 records: fails if the resident set grows
+	PERF_RECORDS=2000000 $(GO) test -count=1 -timeout 5m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
 
 bench-profile: ## CPU and allocation profiles of the in-process flush path, written outside the repo
 	mkdir -p $(PROFILE_DIR)

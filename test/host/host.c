@@ -44,6 +44,12 @@
  *   flush J rc=N ms=N          J is the job's index in manifest order
  *   reflush J try=K rc=N ms=N  the K-th flush again of job J (K from 1)
  *   exitctx I rc=N | exitctx null rc=N | exit I rc=N
+ *   rss J kb=N                 after flush J (first try): the process's
+ *                              resident set now (/proc/self/statm)
+ *   rss start kb=N             before the library is loaded: the host alone
+ *   rss init kb=N              after every Init
+ *   rss peak kb=N after=K      the peak while the flush threads ran (sampled
+ *                              every 2 ms), seen after K flushes had ended
  *   usage flush user_us=N sys_us=N host_us=N maxrss_kb=N
  *                              after the flush threads joined (only when there
  *                              were jobs): the process's CPU time (getrusage,
@@ -68,6 +74,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -293,6 +300,43 @@ static void sleep_ms(double ms)
     }
 }
 
+/* rss_kb is the process's resident set size now, in KiB (0 if unknown). */
+static long rss_kb(void)
+{
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f != NULL) {
+        if (fscanf(f, "%*ld %ld", &pages) != 1) {
+            pages = 0;
+        }
+        fclose(f);
+    }
+    return pages * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The resident set's peak while flush threads run, sampled every 2 ms by rss_sampler (the
+ * kernel's ru_maxrss also counts start-up), and how many flushes had ended when it was seen. */
+static volatile int sampling;
+static int flushes_done;
+static long peak_kb;
+static int peak_after;
+
+static void *rss_sampler(void *arg)
+{
+    (void) arg;
+    while (__atomic_load_n(&sampling, __ATOMIC_ACQUIRE)) {
+        long kb = rss_kb();
+
+        if (kb > peak_kb) {
+            peak_kb = kb;
+            peak_after = __atomic_load_n(&flushes_done, __ATOMIC_RELAXED);
+        }
+        sleep_ms(2);
+    }
+    return NULL;
+}
+
 /* run_job flushes job j once (try 0 is the first flush) and returns the rc. */
 static int run_job(int j, int try)
 {
@@ -308,6 +352,8 @@ static int run_job(int j, int try)
     rc = flush_ctx(instances[jb->instance].context.remote_context, data, (int) len, tag);
     if (try == 0) {
         emit("flush %d rc=%d ms=%.0f", j, rc, now_ms() - t0);
+        emit("rss %d kb=%ld", j, rss_kb());
+        __atomic_add_fetch(&flushes_done, 1, __ATOMIC_RELAXED);
     }
     else {
         emit("reflush %d try=%d rc=%d ms=%.0f", j, try, rc, now_ms() - t0);
@@ -504,6 +550,7 @@ int main(int argc, char **argv)
         fail(2, "manifest: no so line");
     }
 
+    emit("rss start kb=%ld", rss_kb());
     /* Fluent Bit: dlopen(path, RTLD_LAZY), then the symbols it knows. */
     lib = dlopen(so, RTLD_LAZY);
     if (lib == NULL) {
@@ -546,12 +593,19 @@ int main(int argc, char **argv)
         }
     }
 
+    emit("rss init kb=%ld", rss_kb());
     if (nthreads > 0) {
         struct rusage ru0, ru1;
 
         threads = calloc((size_t) nthreads, sizeof(*threads));
         if (threads == NULL || pthread_barrier_init(&start, NULL, (unsigned) nthreads) != 0) {
             fail(2, "cannot set up %d threads", nthreads);
+        }
+        pthread_t sampler;
+
+        sampling = 1;
+        if (pthread_create(&sampler, NULL, rss_sampler, NULL) != 0) {
+            fail(2, "pthread_create failed");
         }
         getrusage(RUSAGE_SELF, &ru0);
         for (i = 0; i < nthreads; i++) {
@@ -563,6 +617,9 @@ int main(int argc, char **argv)
             pthread_join(threads[i], NULL);
         }
         getrusage(RUSAGE_SELF, &ru1);
+        __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);
+        pthread_join(sampler, NULL);
+        emit("rss peak kb=%ld after=%d", peak_kb, peak_after);
         emit("usage flush user_us=%lld sys_us=%lld host_us=%lld maxrss_kb=%ld",
              timeval_us(ru1.ru_utime) - timeval_us(ru0.ru_utime),
              timeval_us(ru1.ru_stime) - timeval_us(ru0.ru_stime), host_cpu_us, ru1.ru_maxrss);

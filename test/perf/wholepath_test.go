@@ -49,6 +49,9 @@ func BenchmarkWholePath(b *testing.B) {
 	}
 	s := startSink(b, dir)
 	env := append(clientEnv(b, dir, s), "PATH="+os.Getenv("PATH"))
+	if v := os.Getenv("PERF_GODEBUG"); v != "" {
+		env = append(env, "GODEBUG="+v)
+	}
 	if v := os.Getenv("PERF_GOGC"); v != "" { // for experiments with the collector
 		env = append(env, "GOGC="+v)
 	}
@@ -119,16 +122,58 @@ func BenchmarkWholePath(b *testing.B) {
 		perRecord := float64(pluginCPU.Nanoseconds()) / float64(records)
 		fmt.Printf("wholepath: %d records, %d bytes of chunks, wall %v; flush phase CPU %v (user %v, sys %v), host's own work %v, "+
 			"plugin %v = %.0f ns/record (%.0f records per CPU-second); start-up and exit %v; "+
-			"peak RSS %.1f MB; sink: %d requests, %.1f MB of bodies, %d over HTTP/2; floor %v/record; ratio %.2f\n",
+			"peak RSS %.1f MB (%.1f MB over the host alone); sink: %d requests, %.1f MB of bodies, %d over HTTP/2; floor %v/record; ratio %.2f\n",
 			records, inputBytes, wall.Round(time.Millisecond), flushCPU, u.User, u.Sys, u.Host, pluginCPU, perRecord,
-			1e9/perRecord, (total - flushCPU).Round(time.Millisecond), float64(u.MaxRSSKB)/1024,
+			1e9/perRecord, (total - flushCPU).Round(time.Millisecond), float64(r.RSS.Peak)/1024, float64(r.RSS.Peak-r.RSS.Start)/1024,
 			sent.Requests, float64(sent.Bytes)/1e6, sent.HTTP2, floor, perRecord/float64(floor.Nanoseconds()))
+		if os.Getenv("PERF_GODEBUG") != "" { // e.g. gctrace=1: the runtime's lines are on stderr
+			fmt.Println(r.Stderr)
+		}
+		reportRSS(b, r.RSS, records)
 		b.ReportMetric(perRecord, "ns-cpu/record")
 		b.ReportMetric(float64(floor.Nanoseconds()), "floor-ns/record")
 		b.ReportMetric(perRecord/float64(floor.Nanoseconds()), "ratio")
 		b.ReportMetric(1e9/perRecord, "records/cpu-s")
-		b.ReportMetric(float64(u.MaxRSSKB)/1024, "peak-rss-MB")
+		// Not u.MaxRSSKB: Linux carries ru_maxrss across exec, so it would be the test
+		// process's own peak (it forked the host).
+		b.ReportMetric(float64(r.RSS.Peak)/1024, "peak-rss-MB")
 		b.ReportMetric(float64(sent.Requests), "requests")
 		b.ReportMetric(float64(sent.Bytes)/1e6, "MB-sent")
+	}
+}
+
+// soakGrowthMB is how much the resident set may grow from the second quarter of a soak (the
+// plugin's buffers and pools have reached their size) to its last quarter.
+const soakGrowthMB = 8
+
+// reportRSS prints the host's resident set: alone, after Init, and after each tenth of the
+// flushes. From 1,000,000 records on (a soak: PERF_RECORDS=2000000) it fails when the last
+// quarter's peak exceeds the second quarter's by more than soakGrowthMB.
+func reportRSS(b *testing.B, rss flbhost.RSS, records int) {
+	n := len(rss.Order)
+	if n == 0 {
+		b.Fatal("host printed no rss after flushes")
+	}
+	series := make([]int64, n)
+	for i, j := range rss.Order {
+		series[i] = rss.AfterFlush[j]
+	}
+	mb := func(kb int64) float64 { return float64(kb) / 1024 }
+	line := fmt.Sprintf("rss: host alone %.1f MB, after init %.1f MB; after each tenth of the flushes:", mb(rss.Start), mb(rss.Init))
+	for k := 1; k <= 10; k++ {
+		line += fmt.Sprintf(" %.1f", mb(series[k*n/10-1]))
+	}
+	peakOf := func(s []int64) int64 {
+		var m int64
+		for _, v := range s {
+			m = max(m, v)
+		}
+		return m
+	}
+	q2, q4 := peakOf(series[n/4:n/2]), peakOf(series[3*n/4:])
+	line += fmt.Sprintf(" MB; sampled peak %.1f MB after %d flushes; peak of the 2nd quarter %.1f MB, of the last %.1f MB (%+.1f MB)", mb(rss.Peak), rss.PeakAfter, mb(q2), mb(q4), mb(q4-q2))
+	fmt.Println(line)
+	if records >= 1_000_000 && mb(q4-q2) > soakGrowthMB {
+		b.Errorf("soak: resident set grew %.1f MB from the second quarter to the last (limit %d MB)", mb(q4-q2), soakGrowthMB)
 	}
 }

@@ -110,6 +110,15 @@ type Usage struct {
 	MaxRSSKB  int64
 }
 
+// RSS is the resident set sizes the host printed, in KiB.
+type RSS struct {
+	Start, Init int64
+	Peak        int64   // the peak while flush threads ran, sampled every 2 ms
+	PeakAfter   int     // how many flushes had ended when the peak was seen
+	AfterFlush  []int64 // by job index
+	Order       []int   // job indexes in the order their flushes ended
+}
+
 // Result is what a host run printed and how it ended.
 type Result struct {
 	Registered string // the registered name, "" if Register did not run
@@ -117,10 +126,14 @@ type Result struct {
 	Flushes    []Flush // by job index
 	Exits      []int   // the exit calls' return codes, in order
 	Usage      *Usage  // nil when the host ran no flush threads
-	Done       bool    // the host ran to its end
-	Stdout     string
-	Stderr     string
-	Err        error // how the process ended: nil for exit status 0
+	// RSS is the host's resident set in KiB: Start before it loaded the library (the host
+	// alone), Init after every Init, and AfterFlush[J] after the first flush of job J, in the
+	// order the flushes ended (0 until printed).
+	RSS    RSS
+	Done   bool // the host ran to its end
+	Stdout string
+	Stderr string
+	Err    error // how the process ended: nil for exit status 0
 	// Rusage is the whole process's resource usage (start-up and exit
 	// included), nil if unavailable.
 	Rusage *syscall.Rusage
@@ -208,6 +221,7 @@ var (
 	reFlush    = regexp.MustCompile(`^flush (\d+) rc=(-?\d+) ms=(\d+)$`)
 	reReflush  = regexp.MustCompile(`^reflush (\d+) try=(\d+) rc=(-?\d+) ms=(\d+)$`)
 	reExit     = regexp.MustCompile(`^exit(?:ctx)? (?:\d+|null) rc=(-?\d+)$`)
+	reRSS      = regexp.MustCompile(`^rss (\d+|start|init|peak) kb=(\d+)(?: after=(\d+))?$`)
 	reUsage    = regexp.MustCompile(`^usage flush user_us=(\d+) sys_us=(\d+) host_us=(\d+) maxrss_kb=(\d+)$`)
 )
 
@@ -244,6 +258,27 @@ func (r *Result) parse() error {
 		} else if m := reExit.FindStringSubmatch(line); m != nil {
 			rc, _ := strconv.Atoi(m[1])
 			r.Exits = append(r.Exits, rc)
+		} else if m := reRSS.FindStringSubmatch(line); m != nil {
+			kb, _ := strconv.ParseInt(m[2], 10, 64)
+			switch m[1] {
+			case "start":
+				r.RSS.Start = kb
+			case "init":
+				r.RSS.Init = kb
+			case "peak":
+				r.RSS.Peak = kb
+				r.RSS.PeakAfter, _ = strconv.Atoi(m[3])
+			default:
+				j, _ := strconv.Atoi(m[1])
+				if j >= len(r.Flushes) {
+					return fmt.Errorf("flbhost: unexpected line %q", line)
+				}
+				if r.RSS.AfterFlush == nil {
+					r.RSS.AfterFlush = make([]int64, len(r.Flushes))
+				}
+				r.RSS.AfterFlush[j] = kb
+				r.RSS.Order = append(r.RSS.Order, j)
+			}
 		} else if m := reUsage.FindStringSubmatch(line); m != nil {
 			var v [4]int64
 			for i := range v {
