@@ -677,3 +677,33 @@ func TestPlainRun(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendStringShort checks appendString's two-word path against escaping byte by byte, for
+// strings of up to 20 bytes with one byte that needs escaping (or none) at each position, read
+// from a larger buffer or from one of their own size, appended to a dst with and without room.
+func TestAppendStringShort(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []byte{'"', '\\', 0x00, 0x1f, 0xc3, 0xff, 'z'} {
+		for n := range 21 {
+			for pos := -1; pos <= n; pos++ { // pos n: the byte after the string
+				src := bytes.Repeat([]byte{'k'}, n+16)
+				for i := range n {
+					src[i] = byte('A' + i)
+				}
+				if pos >= 0 {
+					src[pos] = bad
+				}
+				want := `"` + string(appendEscaped(nil, src[:n])) + `"`
+				for _, s := range [][]byte{src[:n], bytes.Clone(src[:n])} {
+					for _, room := range []int{0, 17, 18, 64} {
+						dst := append(make([]byte, 0, 3+room), "pre"...)
+						got := appendString(dst, s)
+						if string(got) != "pre"+want {
+							t.Fatalf("%q (cap %d), room %d: %q, want %q", s, cap(s), room, got, "pre"+want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -217,6 +217,29 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 
 // appendString appends s as a quoted JSON string.
 func appendString(dst, s []byte) []byte {
+	// Most keys and many values are short plain ASCII: check and copy them as two words, with
+	// no loop and no call. s is usually a piece of a chunk (readable up to its capacity), and
+	// dst has room: the bytes written past the string's end are beyond len(dst), overwritten
+	// by whatever comes next.
+	if n, l := len(s), len(dst); n <= 16 && cap(s) >= 16 && cap(dst)-l >= 18 {
+		w := s[:16]
+		x0, x1 := binary.LittleEndian.Uint64(w), binary.LittleEndian.Uint64(w[8:])
+		// keep0 and keep1 select the bytes of s in x0 and x1 (a shift by 64 or more is 0).
+		keep0 := uint64(1)<<(8*uint(n)) - 1
+		keep1 := uint64(0)
+		if n >= 8 {
+			keep0, keep1 = ^uint64(0), uint64(1)<<(8*uint(n-8))-1
+		}
+		const pad = 0x6161616161616161 // 'a': plain
+		if notPlain(x0&keep0|pad&^keep0)|notPlain(x1&keep1|pad&^keep1) == 0 {
+			d := dst[l : l+18]
+			d[0] = '"'
+			binary.LittleEndian.PutUint64(d[1:], x0)
+			binary.LittleEndian.PutUint64(d[9:], x1)
+			d[n+1] = '"'
+			return dst[:l+n+2]
+		}
+	}
 	dst = append(dst, '"')
 	dst = appendEscaped(dst, s)
 	return append(dst, '"')
