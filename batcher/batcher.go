@@ -324,8 +324,7 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 	b.begin(tag, earlier)
 	b.dec.Reset(chunk)
 	var ev record.Event
-	for b.dec.Next(&ev) {
-		b.addEvent(ctx, &ev)
+	for b.addNext(ctx, &ev) {
 	}
 	decErr := b.dec.Err()
 	b.dec.Reset(nil) // do not keep the chunk alive

@@ -113,24 +113,33 @@ func (b *batcher) begin(tag string, earlier Bitset) {
 	b.oversize, b.largest, b.noLogKey, b.firstInvalid, b.randomKeys = 0, 0, 0, nil, 0
 }
 
-// addEvent encodes ev and adds it to the flush's records, unless an earlier flush of the chunk
-// delivered it. A plain record without compression is encoded straight into the arena; otherwise
-// it is encoded into b.raw, then compressed or aggregated (see place).
-func (b *batcher) addEvent(ctx context.Context, ev *record.Event) {
+// addNext decodes the next event of the chunk and adds it to the flush's records, unless an
+// earlier flush of the chunk delivered it; it returns false at the end of the chunk or at a
+// decoding error (b.dec.Err). A plain record without compression is encoded straight into the
+// arena; otherwise it is encoded into b.raw, then compressed or aggregated (see place). Decoding
+// and encoding are one pass over the record (record.Decoder.NextAppend).
+func (b *batcher) addNext(ctx context.Context, ev *record.Event) bool {
 	idx := b.res.Records
-	b.res.Records++
 	if b.earlier.Has(idx) {
+		if !b.dec.Next(ev) {
+			return false
+		}
+		b.res.Records++
 		b.res.Earlier++
-		return
+		return true
 	}
 	if b.direct() {
 		start := len(b.arena)
-		out, err := b.enc.Append(b.arena, ev)
+		out, ok, err := b.dec.NextAppend(b.enc, b.arena, ev)
+		if !ok {
+			return false
+		}
+		b.res.Records++
 		if err != nil {
-			// b.arena[:start] is intact whatever Append returned: append never writes below len.
+			// b.arena[:start] is intact whatever NextAppend returned: append never writes below len.
 			b.arena = b.arena[:start]
 			b.skipInvalid(idx, err)
-			return
+			return true
 		}
 		b.arena = out
 		key := b.recordKey(ev.Body)
@@ -139,12 +148,16 @@ func (b *batcher) addEvent(ctx context.Context, ev *record.Event) {
 		}
 		b.one[0] = idx
 		b.commit(ctx, start, key, noShard, b.one[:])
-		return
+		return true
 	}
-	raw, err := b.enc.Append(b.raw[:0], ev)
+	raw, ok, err := b.dec.NextAppend(b.enc, b.raw[:0], ev)
+	if !ok {
+		return false
+	}
+	b.res.Records++
 	if err != nil {
 		b.skipInvalid(idx, err)
-		return
+		return true
 	}
 	b.raw = raw
 	key := ""
@@ -152,10 +165,11 @@ func (b *batcher) addEvent(ctx context.Context, ev *record.Event) {
 		key = b.recordKey(ev.Body)
 	}
 	b.place(ctx, idx, raw, key)
+	return true
 }
 
 // add adds one already encoded record to the flush's records, with a random partition key. Flush
-// uses addEvent; tests and benchmarks use add to drive the packing without the record package.
+// uses addNext; tests and benchmarks use add to drive the packing without the record package.
 func (b *batcher) add(ctx context.Context, data []byte) { b.addKeyed(ctx, data, "") }
 
 // addKeyed is add with a partition key ("" for a random one).

@@ -51,35 +51,57 @@ func (d *Decoder) Err() error { return d.err }
 // Offset is the number of bytes of the chunk consumed by the events decoded so far.
 func (d *Decoder) Offset() int { return d.off }
 
+// NextAppend is Next followed by e.Append(dst, ev), reading the record once where it can:
+// Next alone walks the record to find its end, and Append walks it again to encode it. It
+// returns what they would: ok is false at the end of the chunk or on a decoding error (see
+// Err); otherwise ev is the event, and out is dst extended by its encoding or, with an
+// encoding error err, dst as it was.
+func (d *Decoder) NextAppend(e *Encoder, dst []byte, ev *Event) (out []byte, ok bool, err error) {
+	if d.err != nil || d.off >= len(d.chunk) {
+		return dst, false, nil
+	}
+	if e.logKey != "" { // the log key's value is all it reads of a record
+		if !d.Next(ev) {
+			return dst, false, nil
+		}
+		out, err = e.Append(dst, ev)
+		return out, true, err
+	}
+	sec, nsec, start, err := decodeEventHead(d.chunk, d.off)
+	if err != nil {
+		d.err = &DecodeError{Index: d.index, Offset: d.off, Err: err}
+		return dst, false, nil
+	}
+	ev.Sec, ev.Nsec = sec, nsec
+	// Encoding the record walks all of it, and stops after it.
+	if out, n, err := e.appendRecordPrefix(dst, d.chunk[start:], ev); err == nil {
+		end := start + n
+		ev.Body = d.chunk[start:end:end]
+		d.off = end
+		d.index++
+		if e.newline {
+			out = append(out, '\n')
+		}
+		return out, true, nil
+	}
+	// A record that cannot be encoded: find its end as Next does, so that a chunk cut or
+	// malformed inside it is a decoding error, and let Append judge the record alone.
+	end, err := skip(d.chunk, start)
+	if err != nil {
+		d.err = &DecodeError{Index: d.index, Offset: d.off, Err: err}
+		return dst, false, nil
+	}
+	ev.Body = d.chunk[start:end:end]
+	d.off = end
+	d.index++
+	out, err = e.Append(dst, ev)
+	return out, true, err
+}
+
 // decodeEvent decodes the event starting at b[i] and returns the offset after it.
 func decodeEvent(b []byte, i int) (sec int64, nsec uint32, body []byte, next int, err error) {
-	h, j, err := readHeader(b, i)
+	sec, nsec, j, err := decodeEventHead(b, i)
 	if err != nil {
-		return 0, 0, nil, 0, err
-	}
-	if h.kind != kindArray {
-		return 0, 0, nil, 0, fmt.Errorf("%w: event is a %v, want an array of 2", ErrBadEvent, h.kind)
-	}
-	if h.n != 2 {
-		return 0, 0, nil, 0, fmt.Errorf("%w: event is an array of %d, want 2", ErrBadEvent, h.n)
-	}
-	if h, j, err = readHeader(b, j); err != nil {
-		return 0, 0, nil, 0, err
-	}
-	if h.kind == kindArray { // [time, metadata]
-		if h.n == 0 {
-			return 0, 0, nil, 0, fmt.Errorf("%w: event header is an empty array", ErrBadEvent)
-		}
-		metadata := h.n - 1
-		if sec, nsec, j, err = readTime(b, j); err != nil {
-			return 0, 0, nil, 0, err
-		}
-		for ; metadata > 0; metadata-- {
-			if j, err = skip(b, j); err != nil {
-				return 0, 0, nil, 0, err
-			}
-		}
-	} else if sec, nsec, j, err = timeFromHeader(b, h, j); err != nil {
 		return 0, 0, nil, 0, err
 	}
 	start := j
@@ -87,6 +109,41 @@ func decodeEvent(b []byte, i int) (sec int64, nsec uint32, body []byte, next int
 		return 0, 0, nil, 0, err
 	}
 	return sec, nsec, b[start:j:j], j, nil
+}
+
+// decodeEventHead decodes the event starting at b[i] up to its record, and returns the offset
+// of the record.
+func decodeEventHead(b []byte, i int) (sec int64, nsec uint32, body int, err error) {
+	h, j, err := readHeader(b, i)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if h.kind != kindArray {
+		return 0, 0, 0, fmt.Errorf("%w: event is a %v, want an array of 2", ErrBadEvent, h.kind)
+	}
+	if h.n != 2 {
+		return 0, 0, 0, fmt.Errorf("%w: event is an array of %d, want 2", ErrBadEvent, h.n)
+	}
+	if h, j, err = readHeader(b, j); err != nil {
+		return 0, 0, 0, err
+	}
+	if h.kind == kindArray { // [time, metadata]
+		if h.n == 0 {
+			return 0, 0, 0, fmt.Errorf("%w: event header is an empty array", ErrBadEvent)
+		}
+		metadata := h.n - 1
+		if sec, nsec, j, err = readTime(b, j); err != nil {
+			return 0, 0, 0, err
+		}
+		for ; metadata > 0; metadata-- {
+			if j, err = skip(b, j); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+	} else if sec, nsec, j, err = timeFromHeader(b, h, j); err != nil {
+		return 0, 0, 0, err
+	}
+	return sec, nsec, j, nil
 }
 
 // readTime reads the event time at b[i].

@@ -79,13 +79,22 @@ func (e *Encoder) Append(dst []byte, ev *Event) ([]byte, error) {
 
 // appendRecord appends the JSON object of the record map, with the time key last.
 func (e *Encoder) appendRecord(dst []byte, ev *Event) ([]byte, error) {
-	b := ev.Body
+	dst, j, err := e.appendRecordPrefix(dst, ev.Body, ev)
+	if err == nil && j != len(ev.Body) {
+		err = bodyError(j, fmt.Errorf("%w: %d bytes after the record", ErrMalformed, len(ev.Body)-j))
+	}
+	return dst, err
+}
+
+// appendRecordPrefix is appendRecord for the record map at the start of b, which may go on
+// after it: it returns the offset in b after the map. ev gives the time.
+func (e *Encoder) appendRecordPrefix(dst, b []byte, ev *Event) ([]byte, int, error) {
 	h, j, err := readHeader(b, 0)
 	if err != nil {
-		return dst, bodyError(j, err)
+		return dst, j, bodyError(j, err)
 	}
 	if h.kind != kindMap {
-		return dst, ErrNotMap
+		return dst, j, ErrNotMap
 	}
 	dst = append(dst, '{')
 	first := true
@@ -95,14 +104,14 @@ func (e *Encoder) appendRecord(dst []byte, ev *Event) ([]byte, error) {
 		if start, end, ok := strAt(b, j); ok { // the commonest key
 			kh, kj = header{kind: kindStr, n: end - start}, start
 		} else if kh, kj, err = readHeader(b, j); err != nil {
-			return dst, bodyError(kj, err)
+			return dst, kj, bodyError(kj, err)
 		}
 		if e.dataKeys != nil && !e.keep(b, kh, kj) {
 			if j, err = skipHeader(b, kh, kj); err == nil {
 				j, err = skip(b, j)
 			}
 			if err != nil {
-				return dst, bodyError(j, err)
+				return dst, j, bodyError(j, err)
 			}
 			continue
 		}
@@ -112,7 +121,7 @@ func (e *Encoder) appendRecord(dst []byte, ev *Event) ([]byte, error) {
 		}
 		keyStart := len(dst)
 		if dst, j, err = appendKeyHeader(dst, b, kh, kj, 1, e.dots, false); err != nil {
-			return dst, bodyError(j, err)
+			return dst, j, bodyError(j, err)
 		}
 		if e.timeFormat != nil && bytes.Equal(dst[keyStart:], e.timeKeyText) {
 			// The formatted time replaces the record's own field. Comparing the
@@ -120,18 +129,15 @@ func (e *Encoder) appendRecord(dst []byte, ev *Event) ([]byte, error) {
 			// a bin, a number, a name that replace_dots made equal.
 			dst = dst[:mark]
 			if j, err = skip(b, j); err != nil {
-				return dst, bodyError(j, err)
+				return dst, j, bodyError(j, err)
 			}
 			continue
 		}
 		first = false
 		dst = append(dst, ':')
 		if dst, j, err = appendValue(dst, b, j, 1, e.dots, false); err != nil {
-			return dst, bodyError(j, err)
+			return dst, j, bodyError(j, err)
 		}
-	}
-	if j != len(b) {
-		return dst, bodyError(j, fmt.Errorf("%w: %d bytes after the record", ErrMalformed, len(b)-j))
 	}
 	if e.timeFormat != nil {
 		if !first {
@@ -140,7 +146,7 @@ func (e *Encoder) appendRecord(dst []byte, ev *Event) ([]byte, error) {
 		dst = append(dst, e.timeKeyJSON...)
 		dst = e.appendTime(dst, ev)
 	}
-	return append(dst, '}'), nil
+	return append(dst, '}'), j, nil
 }
 
 // keep reports whether data_keys names the top-level key with header h, read up to
