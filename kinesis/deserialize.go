@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -98,9 +99,11 @@ func (h replayHandler) HandleDeserialize(context.Context, middleware.Deserialize
 var errMalformedJSON = errors.New("malformed PutRecords response")
 
 // decodePutRecordsOutput reads a PutRecords response body as the SDK does: unknown members are
-// skipped, null ones left nil. Strings share one copy of the body, which may be reused after.
+// skipped, null ones left nil; except that each record's SequenceNumber is checked but left nil,
+// as nothing reads it (it was half of the bytes kept). The output does not alias body, which may
+// be reused after.
 func decodePutRecordsOutput(body []byte) (*kinesissdk.PutRecordsOutput, error) {
-	d := jsonReader{s: string(body)}
+	d := jsonReader{s: unsafe.String(unsafe.SliceData(body), len(body))}
 	out := &kinesissdk.PutRecordsOutput{}
 	err := d.object(func(key string) error {
 		switch key {
@@ -119,9 +122,9 @@ func decodePutRecordsOutput(body []byte) (*kinesissdk.PutRecordsOutput, error) {
 			out.FailedRecordCount = aws.Int32(int32(n))
 			return nil
 		case "EncryptionType":
-			s, err := d.stringOrNull()
-			if s != nil {
-				out.EncryptionType = types.EncryptionType(*s)
+			s, null, err := d.stringOrNull()
+			if err == nil && !null {
+				out.EncryptionType = types.EncryptionType(strings.Clone(s))
 			}
 			return err
 		case "Records":
@@ -149,10 +152,8 @@ func (d *jsonReader) records(out *kinesissdk.PutRecordsOutput) error {
 		out.Records = []types.PutRecordsResultEntry{}
 		return nil
 	}
-	// Each record is an object: the objects left bound their number, and the strings they hold.
-	n := strings.Count(d.s[d.i:], "{")
-	out.Records = make([]types.PutRecordsResultEntry, 0, n)
-	d.slab = make([]string, 0, 2*n)
+	// Each record is an object: the objects left bound their number.
+	out.Records = make([]types.PutRecordsResultEntry, 0, strings.Count(d.s[d.i:], "{"))
 	for {
 		var e types.PutRecordsResultEntry
 		if d.ws(); d.peek() == 'n' {
@@ -163,20 +164,27 @@ func (d *jsonReader) records(out *kinesissdk.PutRecordsOutput) error {
 			err := d.object(func(key string) error {
 				var dst **string
 				switch key {
-				case "ErrorCode":
-					dst = &e.ErrorCode
-				case "ErrorMessage":
-					dst = &e.ErrorMessage
-				case "SequenceNumber":
-					dst = &e.SequenceNumber
-				case "ShardId":
+				case "ErrorCode", "ShardId": // a few distinct values per response
 					dst = &e.ShardId
-				default:
-					return d.skip()
+					if key == "ErrorCode" {
+						dst = &e.ErrorCode
+					}
+					s, null, err := d.stringOrNull()
+					if err == nil && !null {
+						*dst = d.intern(s)
+					}
+					return err
+				case "ErrorMessage":
+					s, null, err := d.stringOrNull()
+					if err == nil && !null {
+						e.ErrorMessage = aws.String(strings.Clone(s))
+					}
+					return err
+				case "SequenceNumber": // nothing reads it: checked, not kept
+					_, _, err := d.stringOrNull()
+					return err
 				}
-				s, err := d.stringOrNull()
-				*dst = s
-				return err
+				return d.skip()
 			})
 			if err != nil {
 				return err
@@ -194,18 +202,27 @@ func (d *jsonReader) records(out *kinesissdk.PutRecordsOutput) error {
 
 // jsonReader reads JSON from s at i: just what a PutRecords response needs.
 type jsonReader struct {
-	s    string
-	i    int
-	slab []string // the strings that results point to, allocated a few at a time
+	s        string // may alias a buffer that is reused: results hold copies (intern, strings.Clone)
+	i        int
+	interned []*string
 }
 
-// ptr returns a pointer to a copy of v, from the slab.
-func (d *jsonReader) ptr(v string) *string {
-	if len(d.slab) == cap(d.slab) {
-		d.slab = make([]string, 0, 64)
+// maxInterned bounds the distinct strings intern shares per response.
+const maxInterned = 16
+
+// intern returns a pointer to a copy of s, shared with the earlier calls for the same s: a
+// response names a few shards and error codes, each for many records.
+func (d *jsonReader) intern(s string) *string {
+	for _, p := range d.interned {
+		if *p == s {
+			return p
+		}
 	}
-	d.slab = append(d.slab, v)
-	return &d.slab[len(d.slab)-1]
+	p := aws.String(strings.Clone(s))
+	if len(d.interned) < maxInterned {
+		d.interned = append(d.interned, p)
+	}
+	return p
 }
 
 func (d *jsonReader) errorf(msg string) error {
@@ -275,16 +292,13 @@ func (d *jsonReader) object(member func(key string) error) error {
 	}
 }
 
-// stringOrNull reads a string (a pointer to it) or null (nil).
-func (d *jsonReader) stringOrNull() (*string, error) {
+// stringOrNull reads a string or null.
+func (d *jsonReader) stringOrNull() (s string, null bool, err error) {
 	if d.ws(); d.peek() == 'n' {
-		return nil, d.literal("null")
+		return "", true, d.literal("null")
 	}
-	s, err := d.str()
-	if err != nil {
-		return nil, err
-	}
-	return d.ptr(s), nil
+	s, err = d.str()
+	return s, false, err
 }
 
 // str reads a string. Without escapes it is a substring of s, invalid UTF-8 kept as the SDK keeps
