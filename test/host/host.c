@@ -58,7 +58,8 @@
  *                              they joined; host_us, the part of it the host
  *                              spent on its own work (reading, wiping and
  *                              freeing chunks, thread CPU clocks); maxrss_kb,
- *                              the process's peak RSS so far
+ *                              ru_maxrss, which Linux carries across exec (it
+ *                              includes the parent's peak: see "rss peak")
  *   unregister
  *   done
  * The host exits 0 when it ran the whole manifest, whatever the plugin

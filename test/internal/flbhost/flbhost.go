@@ -103,7 +103,8 @@ type Flush struct {
 // Usage is the host's "usage flush" line: the process's CPU time over the
 // flush phase (from just before the flush threads start to just after they
 // join), the part of it the host spent on its own work (reading and wiping
-// chunks), and the peak RSS.
+// chunks), and ru_maxrss, which Linux carries across exec: it includes the
+// peak of the process that started the host. Use Result.RSS for the host's own.
 type Usage struct {
 	User, Sys time.Duration
 	Host      time.Duration // the host's own work, included in User+Sys
