@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,11 +40,36 @@ func installPutRecordsDecoder(stack *middleware.Stack) error {
 // is about 60 KB.
 const maxResponseHint = 1 << 20
 
-// putRecordsDecoder decodes successful PutRecords responses, reading each into a pooled buffer
-// (*bytes.Buffer), and hands everything else to the SDK's deserializer.
+// responseBuffers holds the response buffers between requests, for every client of the process:
+// one per request in flight is enough, more are dropped. Not a sync.Pool: that is emptied at every
+// garbage collection, which with a few MB of live heap comes every few requests, and a 500-record
+// response is about 50 KB to grow again each time. (Nor a field of putRecordsDecoder: the SDK
+// builds the middleware stack, and so a decoder, for every request.)
+var responseBuffers = make(chan *bytes.Buffer, 16)
+
+func getResponseBuffer() *bytes.Buffer {
+	select {
+	case b := <-responseBuffers:
+		return b
+	default:
+		return new(bytes.Buffer)
+	}
+}
+
+func putResponseBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxResponseHint { // an unusual response: do not keep its memory
+		return
+	}
+	select {
+	case responseBuffers <- b:
+	default:
+	}
+}
+
+// putRecordsDecoder decodes successful PutRecords responses, reading each into a reused buffer,
+// and hands everything else to the SDK's deserializer.
 type putRecordsDecoder struct {
-	sdk    middleware.DeserializeMiddleware
-	bodies sync.Pool
+	sdk middleware.DeserializeMiddleware
 }
 
 func (*putRecordsDecoder) ID() string { return operationDeserializerID }
@@ -64,11 +88,8 @@ func (m *putRecordsDecoder) HandleDeserialize(ctx context.Context, in middleware
 		return m.sdk.HandleDeserialize(ctx, in, replayHandler{out, md, err})
 	}
 	defer func() { smithyhttp.CloseResponseBody(ctx, resp, false, err) }()
-	buf, _ := m.bodies.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	defer m.bodies.Put(buf)
+	buf := getResponseBuffer()
+	defer putResponseBuffer(buf)
 	buf.Reset()
 	if resp.ContentLength > 0 && resp.ContentLength <= maxResponseHint {
 		buf.Grow(int(resp.ContentLength))
