@@ -184,28 +184,29 @@ func (d *jsonReader) records(out *kinesissdk.PutRecordsOutput) error {
 		} else {
 			err := d.object(func(key string) error {
 				var dst **string
+				shared := true // shard IDs and error codes: a few distinct values per response
 				switch key {
-				case "ErrorCode", "ShardId": // a few distinct values per response
+				case "ErrorCode":
+					dst = &e.ErrorCode
+				case "ShardId":
 					dst = &e.ShardId
-					if key == "ErrorCode" {
-						dst = &e.ErrorCode
-					}
-					s, null, err := d.stringOrNull()
-					if err == nil && !null {
-						*dst = d.intern(s)
-					}
-					return err
 				case "ErrorMessage":
-					s, null, err := d.stringOrNull()
-					if err == nil && !null {
-						e.ErrorMessage = aws.String(strings.Clone(s))
-					}
-					return err
+					dst, shared = &e.ErrorMessage, false
 				case "SequenceNumber": // nothing reads it: checked, not kept
 					_, _, err := d.stringOrNull()
 					return err
+				default:
+					return d.skip()
 				}
-				return d.skip()
+				s, null, err := d.stringOrNull()
+				switch {
+				case err != nil || null:
+				case shared:
+					*dst = d.intern(s)
+				default:
+					*dst = cloneString(s)
+				}
+				return err
 			})
 			if err != nil {
 				return err
@@ -228,6 +229,9 @@ type jsonReader struct {
 	interned []*string
 }
 
+// cloneString returns a pointer to a copy of s.
+func cloneString(s string) *string { return aws.String(strings.Clone(s)) }
+
 // maxInterned bounds the distinct strings intern shares per response.
 const maxInterned = 16
 
@@ -239,7 +243,7 @@ func (d *jsonReader) intern(s string) *string {
 			return p
 		}
 	}
-	p := aws.String(strings.Clone(s))
+	p := cloneString(s)
 	if len(d.interned) < maxInterned {
 		d.interned = append(d.interned, p)
 	}

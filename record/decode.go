@@ -33,15 +33,17 @@ func (d *Decoder) Next(ev *Event) bool {
 	if d.err != nil || d.off >= len(d.chunk) {
 		return false
 	}
-	sec, nsec, body, next, err := decodeEvent(d.chunk, d.off)
-	if err != nil {
-		d.err = &DecodeError{Index: d.index, Offset: d.off, Err: err}
-		return false
+	sec, nsec, start, err := decodeEventHead(d.chunk, d.off)
+	if err == nil {
+		var end int
+		if end, err = skip(d.chunk, start); err == nil {
+			ev.Sec, ev.Nsec = sec, nsec
+			d.take(ev, start, end)
+			return true
+		}
 	}
-	ev.Sec, ev.Nsec, ev.Body = sec, nsec, body
-	d.off = next
-	d.index++
-	return true
+	d.fail(err)
+	return false
 }
 
 // Err is the decoding error that stopped Next, or nil at a clean end. It is a
@@ -69,16 +71,13 @@ func (d *Decoder) NextAppend(e *Encoder, dst []byte, ev *Event) (out []byte, ok 
 	}
 	sec, nsec, start, err := decodeEventHead(d.chunk, d.off)
 	if err != nil {
-		d.err = &DecodeError{Index: d.index, Offset: d.off, Err: err}
+		d.fail(err)
 		return dst, false, nil
 	}
 	ev.Sec, ev.Nsec = sec, nsec
 	// Encoding the record walks all of it, and stops after it.
 	if out, n, err := e.appendRecordPrefix(dst, d.chunk[start:], ev); err == nil {
-		end := start + n
-		ev.Body = d.chunk[start:end:end]
-		d.off = end
-		d.index++
+		d.take(ev, start, start+n)
 		if e.newline {
 			out = append(out, '\n')
 		}
@@ -88,27 +87,24 @@ func (d *Decoder) NextAppend(e *Encoder, dst []byte, ev *Event) (out []byte, ok 
 	// malformed inside it is a decoding error, and let Append judge the record alone.
 	end, err := skip(d.chunk, start)
 	if err != nil {
-		d.err = &DecodeError{Index: d.index, Offset: d.off, Err: err}
+		d.fail(err)
 		return dst, false, nil
 	}
-	ev.Body = d.chunk[start:end:end]
-	d.off = end
-	d.index++
+	d.take(ev, start, end)
 	out, err = e.Append(dst, ev)
 	return out, true, err
 }
 
-// decodeEvent decodes the event starting at b[i] and returns the offset after it.
-func decodeEvent(b []byte, i int) (sec int64, nsec uint32, body []byte, next int, err error) {
-	sec, nsec, j, err := decodeEventHead(b, i)
-	if err != nil {
-		return 0, 0, nil, 0, err
-	}
-	start := j
-	if j, err = skip(b, j); err != nil {
-		return 0, 0, nil, 0, err
-	}
-	return sec, nsec, b[start:j:j], j, nil
+// take makes chunk[start:end] the body of ev, the event just read, and moves past it.
+func (d *Decoder) take(ev *Event, start, end int) {
+	ev.Body = d.chunk[start:end:end]
+	d.off = end
+	d.index++
+}
+
+// fail stops the decoder at the event it is reading.
+func (d *Decoder) fail(err error) {
+	d.err = &DecodeError{Index: d.index, Offset: d.off, Err: err}
 }
 
 // decodeEventHead decodes the event starting at b[i] up to its record, and returns the offset
