@@ -24,7 +24,7 @@ func processCPU(tb testing.TB) time.Duration {
 // BenchmarkFlushTLS is BenchmarkWholePath's path without cgo and the C host, in-process so that
 // -cpuprofile and -memprofile see it: batcher.Pool.Flush (the plugin's defaults) with a real
 // kinesis.Client sending to the sink over TLS, one chunk of 5,000 records per op, from one
-// goroutine. Two distinct chunks (PERF_DISTINCT) are flushed in turn.
+// goroutine. Two distinct chunks (PERF_DISTINCT) of PERF_INPUT are flushed in turn.
 func BenchmarkFlushTLS(b *testing.B) {
 	dir := b.TempDir()
 	s := startSink(b, dir)
@@ -41,8 +41,9 @@ func BenchmarkFlushTLS(b *testing.B) {
 	pool := batcher.NewPool(client, batcher.Options{Record: record.Options{AppendNewline: true}, Shards: client})
 	defer pool.Close(ctx)
 
-	chunks := buildChunks(envInt(b, "PERF_DISTINCT", 2))
-	floor := floorPerRecord(recordData(1))
+	input := perfInput(b)
+	chunks := buildChunks(input, envInt(b, "PERF_DISTINCT", 2))
+	floor := floorPerRecord(recordData(input, 1))
 	// One flush first: connection, TLS handshake, credentials.
 	if _, err := pool.Flush(ctx, chunks[0], "kube.perf"); err != nil {
 		b.Fatal(err)

@@ -25,8 +25,14 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/chunk"
 )
 
-// The fixed input: chunks of chunkRecords container-log records (chunk.LogRecord, no padding,
-// about 470 bytes of msgpack and 390 of JSON each, 2.35 MB a chunk) in Fluent Bit 4's format.
+// The fixed input: chunks of chunkRecords records in Fluent Bit 4's format, of one of two kinds
+// (PERF_INPUT):
+//   - "container" (the default): container log lines as tail and the docker parser make them
+//     (chunk.ContainerRecord: "log" of 300 to 340 bytes with its newline and a quoted user agent,
+//     "stream", "time"; 430 bytes of msgpack and 395 of JSON each, 2.16 MB a chunk);
+//   - "corpus": the fidelity corpus (chunk.LogRecord: escapes, control characters, multi-byte and
+//     invalid UTF-8, nested maps, every integer width; 470 bytes of msgpack and 390 of JSON each,
+//     2.35 MB a chunk), the worst case for the record path.
 const (
 	chunkRecords = 5000
 	chunkFormat  = chunk.V2Wide
@@ -35,6 +41,28 @@ const (
 	// A real Kinesis answer and the benchmarks' chunks together stay well under this.
 	setupTimeout = 2 * time.Minute
 )
+
+// perfInput is PERF_INPUT, checked.
+func perfInput(tb testing.TB) string {
+	tb.Helper()
+	switch v := os.Getenv("PERF_INPUT"); v {
+	case "", "container":
+		return "container"
+	case "corpus":
+		return v
+	default:
+		tb.Fatalf("PERF_INPUT=%q: want container or corpus", v)
+		return ""
+	}
+}
+
+// events returns the n events of input from number first on.
+func events(input string, first, n int) []chunk.Event {
+	if input == "corpus" {
+		return chunk.LogEvents("perf", first, n, 0)
+	}
+	return chunk.ContainerEvents(first, n)
+}
 
 // Fake credentials: the sink does not check signatures, but the client signs every request.
 const (
@@ -56,21 +84,21 @@ func envInt(tb testing.TB, name string, def int) int {
 	return n
 }
 
-// buildChunks returns n distinct chunks: chunk i holds records i*chunkRecords onwards.
-func buildChunks(n int) [][]byte {
+// buildChunks returns n distinct chunks of input: chunk i holds records i*chunkRecords onwards.
+func buildChunks(input string, n int) [][]byte {
 	chunks := make([][]byte, n)
 	for i := range chunks {
-		chunks[i] = chunk.Build(chunkFormat, chunk.LogEvents("perf", i*chunkRecords, chunkRecords, 0))
+		chunks[i] = chunk.Build(chunkFormat, events(input, i*chunkRecords, chunkRecords))
 	}
 	return chunks
 }
 
-// recordData returns the data the plugin sends for the records of the chunks of buildChunks(n)
-// with default settings: each record's JSON and a newline.
-func recordData(n int) [][]byte {
+// recordData returns the data the plugin sends for the records of buildChunks(input, n) with
+// default settings: each record's JSON and a newline.
+func recordData(input string, n int) [][]byte {
 	data := make([][]byte, 0, n*chunkRecords)
 	for i := range n {
-		for _, ev := range chunk.LogEvents("perf", i*chunkRecords, chunkRecords, 0) {
+		for _, ev := range events(input, i*chunkRecords, chunkRecords) {
 			data = append(data, append(chunk.AppendJSON(nil, ev.Record), '\n'))
 		}
 	}

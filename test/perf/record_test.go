@@ -12,9 +12,10 @@ import (
 // format Fluent Bit 4 writes (32-bit headers, 64-bit integers) and in the compact one of
 // Fluent Bit 5.
 func BenchmarkRecordPath(b *testing.B) {
+	input := perfInput(b)
 	for _, f := range []chunk.Format{chunk.V2Wide, chunk.V2Compact} {
 		b.Run(f.String(), func(b *testing.B) {
-			data := chunk.Build(f, chunk.LogEvents("perf", 0, chunkRecords, 0))
+			data := chunk.Build(f, events(input, 0, chunkRecords))
 			enc := record.NewEncoder(record.Options{AppendNewline: true})
 			var d record.Decoder
 			var ev record.Event

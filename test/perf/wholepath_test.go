@@ -56,7 +56,8 @@ func BenchmarkWholePath(b *testing.B) {
 		env = append(env, "GOGC="+v)
 	}
 
-	chunks := buildChunks(distinct)
+	input := perfInput(b)
+	chunks := buildChunks(input, distinct)
 	paths := make([]string, distinct)
 	chunkBytes := 0
 	for i, c := range chunks {
@@ -81,14 +82,14 @@ func BenchmarkWholePath(b *testing.B) {
 		m.Jobs = append(m.Jobs, flbhost.Job{Thread: j % threads, Tag: "kube.perf", Path: paths[j%distinct]})
 		inputBytes += len(chunks[j%distinct])
 	}
-	floor := floorPerRecord(recordData(distinct))
+	floor := floorPerRecord(recordData(input, distinct))
 	chunks = nil
 	runtime.GC()
 
-	b.Logf("config: %d records = %d flushes of %d-record chunks (%s, %d distinct, %.2f MB each on average), %d flush threads, "+
+	b.Logf("config: %d records = %d flushes of %d-record chunks (input %s, %s, %d distinct, %.2f MB each on average), %d flush threads, "+
 		"1 instance (region %s, stream %s, endpoint %s, defaults otherwise: random partition keys, append_newline, no compression), "+
 		"TLS sink %s, GOMAXPROCS of the host: default, %d CPUs",
-		records, flushes, chunkRecords, chunkFormat, distinct, float64(chunkBytes)/float64(distinct)/1e6, threads,
+		records, flushes, chunkRecords, input, chunkFormat, distinct, float64(chunkBytes)/float64(distinct)/1e6, threads,
 		region, streamName, s.Endpoint, s.CAFile, runtime.NumCPU())
 
 	b.ResetTimer()
@@ -120,10 +121,10 @@ func BenchmarkWholePath(b *testing.B) {
 		pluginCPU := flushCPU - u.Host
 		total := time.Duration(r.Rusage.Utime.Nano() + r.Rusage.Stime.Nano())
 		perRecord := float64(pluginCPU.Nanoseconds()) / float64(records)
-		fmt.Printf("wholepath: %d records, %d bytes of chunks, wall %v; flush phase CPU %v (user %v, sys %v), host's own work %v, "+
+		fmt.Printf("wholepath: input %s, %d records, %d bytes of chunks, wall %v; flush phase CPU %v (user %v, sys %v), host's own work %v, "+
 			"plugin %v = %.0f ns/record (%.0f records per CPU-second); start-up and exit %v; "+
 			"peak RSS %.1f MB (%.1f MB over the host alone); sink: %d requests, %.1f MB of bodies, %d over HTTP/2; floor %v/record; ratio %.2f\n",
-			records, inputBytes, wall.Round(time.Millisecond), flushCPU, u.User, u.Sys, u.Host, pluginCPU, perRecord,
+			input, records, inputBytes, wall.Round(time.Millisecond), flushCPU, u.User, u.Sys, u.Host, pluginCPU, perRecord,
 			1e9/perRecord, (total - flushCPU).Round(time.Millisecond), float64(r.RSS.Peak)/1024, float64(r.RSS.Peak-r.RSS.Start)/1024,
 			sent.Requests, float64(sent.Bytes)/1e6, sent.HTTP2, floor, perRecord/float64(floor.Nanoseconds()))
 		if os.Getenv("PERF_GODEBUG") != "" { // e.g. gctrace=1: the runtime's lines are on stderr

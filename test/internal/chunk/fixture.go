@@ -85,3 +85,41 @@ func LogEvents(source string, first, n, pad int) []Event {
 	}
 	return evs
 }
+
+// ContainerRecord returns a record as Fluent Bit's tail input with the docker (json) parser makes
+// of a container's log line: "log" (the application's line with its newline, 300 to 340 bytes,
+// quoting a user agent), "stream" and "time". Unlike LogRecord, it is shaped like common traffic,
+// not like every corner of msgpack and JSON.
+func ContainerRecord(seq int) Map {
+	s := strconv.Itoa(seq)
+	status := [...]string{"200", "200", "200", "201", "204", "304", "404", "500"}[seq%8]
+	line := "2026-11-26T08:" + pad2(seq/60000%60) + ":" + pad2(seq/1000%60) + "." + pad3(seq%1000) +
+		"Z INFO  [http-nio-8080-exec-" + strconv.Itoa(seq%16) + "] c.example.api.ItemsController - " +
+		"GET /api/v1/items?id=" + s + "&sort=asc&page=" + strconv.Itoa(seq%7) + " status=" + status +
+		" bytes=" + strconv.Itoa(512+seq%9000) + " duration_ms=" + strconv.Itoa(seq%250) +
+		" client=10.42." + strconv.Itoa(seq%256) + "." + strconv.Itoa(seq*7%256) +
+		` user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"` +
+		" request_id=7f3a9c2e-" + strconv.Itoa(100000+seq%900000) + "\n"
+	stream := "stdout"
+	if seq%10 == 9 {
+		stream = "stderr"
+	}
+	return Map{
+		{"log", line},
+		{"stream", stream},
+		{"time", "2026-11-26T08:" + pad2(seq/60000%60) + ":" + pad2(seq/1000%60) + "." + pad3(seq%1000) + "123456Z"},
+	}
+}
+
+// ContainerEvents returns n events of ContainerRecord(first+i), one millisecond apart.
+func ContainerEvents(first, n int) []Event {
+	evs := make([]Event, n)
+	for i := range evs {
+		seq := first + i
+		evs[i] = Event{Sec: 1_764_144_000 + uint32(seq/1000), Nsec: uint32(seq%1000) * 1_000_000, Record: ContainerRecord(seq)}
+	}
+	return evs
+}
+
+func pad2(n int) string { return string([]byte{byte('0' + n/10), byte('0' + n%10)}) }
+func pad3(n int) string { return string([]byte{byte('0' + n/100), byte('0' + n/10%10), byte('0' + n%10)}) }
