@@ -3,9 +3,11 @@ package kinesis
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -177,7 +179,8 @@ func (d *jsonReader) records(out *kinesissdk.PutRecordsOutput) error {
 	out.Records = make([]types.PutRecordsResultEntry, 0, strings.Count(d.s[d.i:], "{"))
 	for {
 		var e types.PutRecordsResultEntry
-		if d.ws(); d.peek() == 'n' {
+		if d.ws(); d.acceptedEntry(&e) {
+		} else if d.peek() == 'n' {
 			if err := d.literal("null"); err != nil {
 				return err
 			}
@@ -220,6 +223,30 @@ func (d *jsonReader) records(out *kinesissdk.PutRecordsOutput) error {
 			return d.errorf("want , or ] in records")
 		}
 	}
+}
+
+// acceptedEntry reads into e the entry Kinesis writes for each accepted record,
+// {"SequenceNumber":"…","ShardId":"…"} without spaces or escapes, and reports whether it did:
+// when the reader is at anything else, it reads nothing, and object reads it.
+func (d *jsonReader) acceptedEntry(e *types.PutRecordsResultEntry) bool {
+	const seq, shard = `{"SequenceNumber":"`, `","ShardId":"`
+	s := d.s[d.i:]
+	if !strings.HasPrefix(s, seq) {
+		return false
+	}
+	// The first '"', '\\' or control character must end the number, then the shard ID.
+	n := len(seq) + specialIndex(s[len(seq):])
+	if !strings.HasPrefix(s[n:], shard) {
+		return false
+	}
+	start := n + len(shard)
+	n = start + specialIndex(s[start:])
+	if len(s)-n < 2 || s[n] != '"' || s[n+1] != '}' {
+		return false
+	}
+	e.ShardId = d.intern(s[start:n])
+	d.i += n + 2
+	return true
 }
 
 // jsonReader reads JSON from s at i: just what a PutRecords response needs.
@@ -333,17 +360,14 @@ func (d *jsonReader) str() (string, error) {
 		return "", d.errorf("want a string")
 	}
 	start := d.i
-	if n := strings.IndexByte(d.s[start:], '"'); n >= 0 {
-		seg := d.s[start : start+n]
-		if strings.IndexByte(seg, '\\') < 0 {
-			for j := 0; j < len(seg); j++ {
-				if seg[j] < 0x20 {
-					d.i = start + j
-					return "", d.errorf("control character in string")
-				}
-			}
+	if n := specialIndex(d.s[start:]); start+n < len(d.s) {
+		switch c := d.s[start+n]; {
+		case c == '"':
 			d.i = start + n + 1
-			return seg, nil
+			return d.s[start : start+n], nil
+		case c < 0x20:
+			d.i = start + n
+			return "", d.errorf("control character in string")
 		}
 	}
 	// Escapes: find the closing quote, and let encoding/json check and decode the rest.
@@ -363,6 +387,34 @@ func (d *jsonReader) str() (string, error) {
 		}
 	}
 	return "", d.errorf("unterminated string")
+}
+
+// specialIndex returns the index in s of the first '"', '\\' or control character (below 0x20),
+// or len(s). It reads 8 bytes at a time: a response is mostly strings of 20 to 60 such bytes,
+// where two strings.IndexByte calls and a loop for control characters cost twice as much.
+func specialIndex(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// special has the high bit of each byte of x that is below 0x20, '"' or '\\' set; bytes after
+	// the first such may be flagged wrongly (a borrow), never bytes before it.
+	special := func(x uint64) uint64 {
+		q, b := x^(ones*'"'), x^(ones*'\\')
+		return ((x-ones*0x20)&^x | (q-ones)&^q | (b-ones)&^b) & highs
+	}
+	load := func(i int) uint64 { return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8)) }
+	i := 0
+	for ; len(s)-i >= 16 && special(load(i))|special(load(i+8)) == 0; i += 16 {
+	}
+	for ; len(s)-i >= 8; i += 8 {
+		if m := special(load(i)); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return len(s)
 }
 
 // scalar reads a number, true, false or null token; false when there is none.

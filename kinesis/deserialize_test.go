@@ -116,6 +116,14 @@ func TestPutRecordsDecoderMatchesSDK(t *testing.T) {
 		{name: "empty records", body: `{"FailedRecordCount":0,"Records":[]}`},
 		{name: "empty object", body: `{}`},
 		{name: "unknown members", body: `{"Extra":{"a":[1,2.5e3,true,false,null,"x\"]"],"b":{}},"Records":[{"New":[[]],"ShardId":"s","More":-1}],"Tail":"t"}`},
+		// Near the shape acceptedEntry reads, but not it: the general path must read them.
+		{name: "accepted shape with escapes", body: `{"Records":[{"SequenceNumber":"4\u0039","ShardId":"s"},{"SequenceNumber":"1","ShardId":"shard\u002d1"},{"SequenceNumber":"1","ShardId":"a\"b"}]}`},
+		{name: "accepted shape with more", body: `{"Records":[{"SequenceNumber":"1","ShardId":"s","ErrorCode":"E"},{"SequenceNumber":"1","ShardId":"s" },{"SequenceNumber":"1" ,"ShardId":"s"}]}`},
+		{name: "accepted shape cut", body: `{"Records":[{"SequenceNumber":"1","ShardId":"s"`, wantErr: true},
+		{name: "control character in number", body: "{\"Records\":[{\"SequenceNumber\":\"1\x01\",\"ShardId\":\"s\"}]}", wantErr: true},
+		{name: "control character in shard", body: "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"s\t\"}]}", wantErr: true},
+		{name: "bad escape before brace", body: `{"Records":[{"SequenceNumber":"1","ShardId":"a\}"}]}`, wantErr: true},
+		{name: "control character before brace", body: "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"a\x01},{\"ShardId\":\"b\"}]}", wantErr: true},
 		{name: "not an object", body: `[]`, wantErr: true},
 		{name: "truncated", body: `{"FailedRecordCount":0,"Records":[{"ShardId":"s"`, wantErr: true},
 		{name: "records not an array", body: `{"Records":{"ShardId":"s"}}`, wantErr: true},
@@ -319,5 +327,40 @@ func TestDecodePutRecordsOutputOwnsItsStrings(t *testing.T) {
 	}
 	if r[0].ShardId != r[2].ShardId || r[1].ErrorCode != r[3].ErrorCode {
 		t.Error("equal shard IDs or error codes not shared")
+	}
+}
+
+// TestSpecialIndex compares specialIndex with a byte loop, for every length up to 40 and every
+// position of each byte it looks for, among bytes it must pass over (high ones included).
+func TestSpecialIndex(t *testing.T) {
+	naive := func(s string) int {
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x20 || s[i] == '"' || s[i] == '\\' {
+				return i
+			}
+		}
+		return len(s)
+	}
+	fill := []byte("0aZ~ \x7f\x80\xff!#[]")
+	for n := 0; n <= 40; n++ {
+		base := make([]byte, n)
+		for i := range base {
+			base[i] = fill[i%len(fill)]
+		}
+		if got := specialIndex(string(base)); got != n {
+			t.Fatalf("%q: %d, want %d", base, got, n)
+		}
+		for pos := 0; pos < n; pos++ {
+			for _, c := range []byte{'"', '\\', 0, 0x1f, '\n'} {
+				b := append([]byte(nil), base...)
+				b[pos] = c
+				if pos+1 < n { // a second one after must not move the answer
+					b[n-1] = '"'
+				}
+				if got, want := specialIndex(string(b)), naive(string(b)); got != want {
+					t.Fatalf("%q: %d, want %d", b, got, want)
+				}
+			}
+		}
 	}
 }
