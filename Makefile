@@ -29,9 +29,10 @@ vet: ## gofmt and go vet
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-unit: ## unit tests (incl. examples/ and Dockerfile checks) with -race, and without cgo for every package but main
+unit: ## unit tests (incl. examples/ and Dockerfile checks) with -race, without cgo, and record/ without assembly
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 $(filter-out $(shell $(GO) list .),$(UNIT_PKGS))
+	$(GO) test -count=1 -tags purego ./record/ # the portable scan that replaces the assembly elsewhere
 
 e2e: build test/node_modules ## the built library through its C ABI against kinesis-mock
 	$(GO) test -count=1 -timeout 10m ./test/...

@@ -678,6 +678,44 @@ func TestPlainRun(t *testing.T) {
 	}
 }
 
+// TestPlainBlocks checks plainBlocks (assembly on amd64) with every byte value at every position
+// of strings of up to 80 bytes, at several alignments: it must stop at the first byte that is not
+// plain ASCII or, on other architectures, at the start of its 16-byte block; and it must cover
+// every whole block when all are plain.
+func TestPlainBlocks(t *testing.T) {
+	t.Parallel()
+	plain := func(c byte) bool { return c < 0x80 && noEscape[c] }
+	buf := make([]byte, 100)
+	for _, off := range []int{0, 1, 7, 8, 15} {
+		for n := 0; n <= 80; n++ {
+			for pos := -1; pos < n; pos++ {
+				for c := range 256 {
+					if pos < 0 && c > 0 {
+						break
+					}
+					for i := range buf {
+						buf[i] = 'a' + byte(i%26)
+					}
+					s := buf[off : off+n]
+					if pos >= 0 {
+						s[pos] = byte(c)
+					}
+					got := plainBlocks(s)
+					blocks := n / 16 * 16
+					switch {
+					case pos < 0 || plain(byte(c)) || pos >= blocks:
+						if got != blocks {
+							t.Fatalf("offset %d, %d bytes, %#x at %d: %d, want %d", off, n, c, pos, got, blocks)
+						}
+					case got != pos && (plainBlocksExact || got != pos/16*16):
+						t.Fatalf("offset %d, %d bytes, %#x at %d: %d, want %d", off, n, c, pos, got, pos)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestAppendStringShort checks appendString's two-word path against escaping byte by byte, for
 // strings of up to 20 bytes with one byte that needs escaping (or none) at each position, read
 // from a larger buffer or from one of their own size, appended to a dst with and without room.

@@ -300,14 +300,10 @@ func appendEscaped(dst, s []byte) []byte {
 }
 
 // plainRun returns how many bytes at the start of s are plain ASCII (see plainASCII), or a
-// little less: it reads 16, then 8 bytes at a time, and returns len(s) only if all are plain.
+// little less: it reads 16 (plainBlocks), then 8 bytes at a time, and returns len(s) only if all
+// are plain.
 func plainRun(s []byte) int {
-	i := 0
-	for ; len(s)-i >= 16; i += 16 {
-		if notPlain(binary.LittleEndian.Uint64(s[i:]))|notPlain(binary.LittleEndian.Uint64(s[i+8:])) != 0 {
-			break
-		}
-	}
+	i := plainBlocks(s)
 	for ; len(s)-i >= 8; i += 8 {
 		if !plainASCII(binary.LittleEndian.Uint64(s[i:])) {
 			return i
