@@ -393,19 +393,11 @@ func (d *jsonReader) str() (string, error) {
 // or len(s). It reads 8 bytes at a time: a response is mostly strings of 20 to 60 such bytes,
 // where two strings.IndexByte calls and a loop for control characters cost twice as much.
 func specialIndex(s string) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	// special has the high bit of each byte of x that is below 0x20, '"' or '\\' set; bytes after
-	// the first such may be flagged wrongly (a borrow), never bytes before it.
-	special := func(x uint64) uint64 {
-		q, b := x^(ones*'"'), x^(ones*'\\')
-		return ((x-ones*0x20)&^x | (q-ones)&^q | (b-ones)&^b) & highs
-	}
-	load := func(i int) uint64 { return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8)) }
 	i := 0
-	for ; len(s)-i >= 16 && special(load(i))|special(load(i+8)) == 0; i += 16 {
+	for ; len(s)-i >= 16 && (special(load64(s, i))|special(load64(s, i+8)))&highs == 0; i += 16 {
 	}
 	for ; len(s)-i >= 8; i += 8 {
-		if m := special(load(i)); m != 0 {
+		if m := special(load64(s, i)) & highs; m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
@@ -415,6 +407,22 @@ func specialIndex(s string) int {
 		}
 	}
 	return len(s)
+}
+
+// Words of 8 bytes, for the scans of JSON strings.
+const ones, highs = 0x0101010101010101, 0x8080808080808080
+
+// load64 returns the 8 bytes of s at i, little-endian: byte i is the lowest.
+func load64(s string, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
+}
+
+// special has the high bit set in each byte of x (among others: mask with highs) that is below
+// 0x20, '"' or '\\'. After the first such byte, others may be flagged wrongly (a borrow moves up),
+// never before it, so the lowest flag is exact.
+func special(x uint64) uint64 {
+	q, b := x^(ones*'"'), x^(ones*'\\')
+	return (x-ones*0x20)&^x | (q-ones)&^q | (b-ones)&^b
 }
 
 // scalar reads a number, true, false or null token; false when there is none.

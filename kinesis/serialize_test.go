@@ -449,3 +449,39 @@ func seq(from, to int) []int {
 	}
 	return s
 }
+
+// TestSafeRun compares safeRun with a loop over jsonSafe, with every byte value at every position
+// of strings of up to 40 bytes (and a second unsafe byte after the first).
+func TestSafeRun(t *testing.T) {
+	naive := func(s string) int {
+		i := 0
+		for i < len(s) && s[i] < utf8.RuneSelf && jsonSafe[s[i]] {
+			i++
+		}
+		return i
+	}
+	for n := 0; n <= 40; n++ {
+		base := make([]byte, n)
+		for i := range base {
+			base[i] = ' ' + byte(i*7%60) // printable ASCII; '"' and '\\' become 'x'
+			if base[i] == '"' || base[i] == '\\' {
+				base[i] = 'x'
+			}
+		}
+		if got := safeRun(string(base)); got != n {
+			t.Fatalf("%q: %d, want %d", base, got, n)
+		}
+		for pos := 0; pos < n; pos++ {
+			for c := range 256 {
+				b := append([]byte(nil), base...)
+				b[pos] = byte(c)
+				if pos+1 < n {
+					b[n-1] = 0x7f
+				}
+				if got, want := safeRun(string(b)), naive(string(b)); got != want {
+					t.Fatalf("%q: %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}
