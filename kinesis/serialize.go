@@ -189,9 +189,13 @@ func appendBase64(dst, src []byte) []byte {
 	} else {
 		dst = dst[:n+enc]
 	}
-	fastbase64.StdEncoding.Encode(dst[n:], src)
+	encodeBase64(dst[n:], src)
 	return dst
 }
+
+// fastEncodeBase64 is segmentio/asm's encoder (NEON on arm64, AVX2 on amd64, encoding/base64
+// otherwise).
+func fastEncodeBase64(dst, src []byte) { fastbase64.StdEncoding.Encode(dst, src) }
 
 // jsonSafe reports the ASCII bytes written as they are inside a JSON string: printable ASCII but
 // '"' and '\\'. This is smithy-go's set: unlike encoding/json, it does not escape <, > and &, and

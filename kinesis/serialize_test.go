@@ -442,6 +442,34 @@ func TestAppendBase64(t *testing.T) {
 	}
 }
 
+// TestEncodeBase64EveryByte encodes every 3-byte group that matters to each output character
+// (every 6-bit value in every position of a group), in each block of the vector loop and in the
+// tail, with and without the AVX2 path.
+func TestEncodeBase64EveryByte(t *testing.T) {
+	avx2 := hasAVX2
+	t.Cleanup(func() { hasAVX2 = avx2 })
+	for _, use := range []bool{avx2, false} {
+		hasAVX2 = use
+		for v := range 256 {
+			for _, n := range []int{3, 27, 28, 51, 52, 100} {
+				for pos := range n {
+					src := make([]byte, n)
+					for i := range src {
+						src[i] = byte(i*37 + v)
+					}
+					src[pos] = byte(v)
+					want := base64.StdEncoding.EncodeToString(src)
+					dst := make([]byte, len(want))
+					encodeBase64(dst, src)
+					if string(dst) != want {
+						t.Fatalf("AVX2 %v, %d bytes, %#x at %d: %q, want %q", use, n, v, pos, dst, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 func seq(from, to int) []int {
 	s := make([]int, 0, to-from)
 	for i := from; i < to; i++ {
@@ -483,5 +511,35 @@ func TestSafeRun(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkAppendBase64 encodes 500 records of a container log line's size into one body, as a
+// request does, with appendBase64 and with segmentio/asm's encoder alone.
+func BenchmarkAppendBase64(b *testing.B) {
+	src := make([]byte, 395)
+	for i := range src {
+		src[i] = byte(i * 31)
+	}
+	body := make([]byte, 0, 500*base64.StdEncoding.EncodedLen(len(src)))
+	for _, bc := range []struct {
+		name   string
+		encode func(dst, src []byte)
+	}{
+		{"ours", encodeBase64},
+		{"segmentio", fastEncodeBase64},
+		{"stdlib", base64.StdEncoding.Encode},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(500 * len(src)))
+			for b.Loop() {
+				dst := body[:0]
+				for range 500 {
+					n := len(dst)
+					dst = dst[:n+base64.StdEncoding.EncodedLen(len(src))]
+					bc.encode(dst[n:], src)
+				}
+			}
+		})
 	}
 }
