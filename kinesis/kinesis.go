@@ -82,7 +82,8 @@ func (e Entry) Size() int { return len(e.Data) + len(e.PartitionKey) }
 type PutResult struct {
 	// FailedCount is the number of entries that were not accepted: the non-empty ErrorCodes.
 	FailedCount int
-	// ErrorCodes has one element per entry sent, in order; "" means accepted.
+	// ErrorCodes has one element per entry sent, in order; "" means accepted. It is read-only:
+	// when every entry was accepted, results share it.
 	ErrorCodes []string
 	// ShardIDs has one element per entry sent, in order: the shard Kinesis put the entry in, ""
 	// for an entry not accepted (or when Kinesis did not say). Shard-aware aggregation compares
@@ -348,13 +349,15 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 		return PutResult{}, fmt.Errorf("kinesis: put records: %d results for %d records: %w",
 			len(out.Records), n, ErrMalformedResponse)
 	}
-	// One array for both lists: the result outlives the request, so it cannot come from c.bufs,
-	// and the strings are the SDK's, not copies.
-	strs := make([]string, 2*n)
-	res := PutResult{ErrorCodes: strs[:n:n], ShardIDs: strs[n:]}
+	// The result outlives the request, so its lists cannot come from c.bufs; the strings are
+	// the decoder's, not copies. Most answers accept every entry: their ErrorCodes are all "".
+	res := PutResult{ErrorCodes: noErrorCodes[:n:n], ShardIDs: make([]string, n)}
 	for i := range out.Records {
 		r := &out.Records[i]
 		if code := r.ErrorCode; code != nil && *code != "" {
+			if res.FailedCount == 0 {
+				res.ErrorCodes = make([]string, n)
+			}
 			res.ErrorCodes[i] = *code
 			res.FailedCount++
 			continue
@@ -363,8 +366,12 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 			res.ShardIDs[i] = *r.ShardId
 		}
 	}
+	releaseResultEntries(out.Records)
 	return res, nil
 }
+
+// noErrorCodes is the ErrorCodes of every result that accepted all of its entries (read-only).
+var noErrorCodes = make([]string, MaxRecordsPerRequest)
 
 func (c *Client) putBuf(buf *requestBuf) {
 	// Drop references to the caller's data before the buffer waits in the pool.

@@ -357,7 +357,7 @@ func TestPutRecordsPartialFailure(t *testing.T) {
 
 // TestPutRecordsShardIDs: the shard of each accepted entry is read from the response, in order;
 // a failed entry has none, even if the response names one; a request through the pooled buffers
-// does not see the previous one's.
+// does not see the previous one's, nor changes an earlier result.
 func TestPutRecordsShardIDs(t *testing.T) {
 	isolateEnv(t)
 	type result struct {
@@ -377,6 +377,14 @@ func TestPutRecordsShardIDs(t *testing.T) {
 		{
 			{ErrorCode: CodeInternalFailure, ErrorMessage: "oops"},
 			{SequenceNumber: "4", ShardId: "shardId-000000000005"},
+		},
+		{
+			{SequenceNumber: "5", ShardId: "shardId-000000000006"},
+			{SequenceNumber: "6", ShardId: "shardId-000000000007"},
+			{SequenceNumber: "7", ShardId: "shardId-000000000006"},
+		},
+		{
+			{SequenceNumber: "8", ShardId: "shardId-000000000008"},
 		},
 	}
 	srv := newFakeKinesis(t, func(n int, _ putRequest, w http.ResponseWriter) int {
@@ -409,7 +417,26 @@ func TestPutRecordsShardIDs(t *testing.T) {
 			[]string{"", "shardId-000000000005"},
 			1,
 		},
+		{
+			[]string{"", "", ""},
+			[]string{"shardId-000000000006", "shardId-000000000007", "shardId-000000000006"},
+			0,
+		},
+		{
+			[]string{""},
+			[]string{"shardId-000000000008"},
+			0,
+		},
 	}
+	// Results must stay as they were while later requests reuse the decoder's entries.
+	var results []PutResult
+	defer func() {
+		for r, res := range results {
+			if fmt.Sprintf("%q %q", res.ShardIDs, res.ErrorCodes) != fmt.Sprintf("%q %q", want[r].shards, want[r].codes) {
+				t.Errorf("request %d, after the others: ShardIDs %q, ErrorCodes %q; want %q, %q", r, res.ShardIDs, res.ErrorCodes, want[r].shards, want[r].codes)
+			}
+		}
+	}()
 	for r, w := range want {
 		entries := make([]Entry, len(w.codes))
 		for i := range entries {
@@ -425,11 +452,12 @@ func TestPutRecordsShardIDs(t *testing.T) {
 		if fmt.Sprintf("%q", res.ErrorCodes) != fmt.Sprintf("%q", w.codes) || res.FailedCount != w.failed {
 			t.Errorf("request %d: ErrorCodes = %q (%d failed), want %q (%d)", r, res.ErrorCodes, res.FailedCount, w.codes, w.failed)
 		}
-		// The two lists share an array: appending to one must not write over the other.
+		// Appending to a list must not write over another result's (ErrorCodes may be shared).
 		_ = append(res.ErrorCodes, "appended")
-		if res.ShardIDs[0] != w.shards[0] {
-			t.Errorf("request %d: appending to ErrorCodes changed ShardIDs[0] to %q", r, res.ShardIDs[0])
+		if res.ShardIDs[0] != w.shards[0] || noErrorCodes[len(w.codes)] != "" {
+			t.Errorf("request %d: appending to ErrorCodes wrote over ShardIDs[0] (%q) or the shared codes", r, res.ShardIDs[0])
 		}
+		results = append(results, res)
 	}
 }
 
