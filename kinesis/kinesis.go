@@ -217,8 +217,9 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 		tr := b.GetTransport()
 		useHTTP1(tr)
 		batchingTLS(tr)
-		cfg.HTTPClient = &http.Client{Transport: plainBodyTransport{tr}, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
-		c.http = tr
+		st := newSyncTransport(tr)
+		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
+		c.http = st
 	}
 
 	if o.RoleARN != "" {
