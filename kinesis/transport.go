@@ -26,8 +26,8 @@ import (
 type syncTransport struct {
 	std         *http.Transport
 	fallback    http.RoundTripper // std, for the requests this transport does not make
-	maxIdle     int           // per endpoint
-	idleTimeout time.Duration // 0: no limit
+	maxIdle     int               // per endpoint
+	idleTimeout time.Duration     // 0: no limit
 
 	mu   sync.Mutex
 	idle map[string][]*syncConn // by scheme://host:port, the most recently used last
