@@ -88,9 +88,19 @@ func (c *batchingTLSConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom is what net/http writes a request body with (io.Copy): it reads writeBatch bytes at
-// a time, so that each write to the socket carries that many.
+// ReadFrom is what a request body is written with (io.Copy through a bufio.Writer): it reads
+// writeBatch bytes at a time, so that each write to the socket carries that many. A body that
+// writes itself (smithy-go's over a bytes.Reader, inside the io.LimitedReader of Content-Length)
+// goes to TLS in one Write, without that copy.
 func (c *batchingTLSConn) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if wt, ok := lr.R.(io.WriterTo); ok {
+			w := &limitedWriter{w: c, n: lr.N}
+			n, err := wt.WriteTo(w)
+			lr.N -= n
+			return n, err
+		}
+	}
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
 	buf := *bp
@@ -111,6 +121,28 @@ func (c *batchingTLSConn) ReadFrom(r io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// limitedWriter writes at most n bytes to w, and fails a Write that would go beyond.
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+// errBodyTooLong is what a limitedWriter returns for the bytes beyond its limit.
+var errBodyTooLong = errors.New("kinesis: request body longer than its Content-Length")
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	over := int64(len(p)) > l.n
+	if over {
+		p = p[:l.n]
+	}
+	n, err := l.w.Write(p)
+	l.n -= int64(n)
+	if err == nil && over {
+		err = errBodyTooLong
+	}
+	return n, err
 }
 
 // batchConn is the socket under a batchingTLSConn. Between start and finish, the records that

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -115,5 +116,21 @@ func TestBatchingTLSWrites(t *testing.T) {
 	defer mu.Unlock()
 	if len(sums) != 1 || sums[want] != 20 {
 		t.Errorf("server received %d distinct bodies, %d intact of 20", len(sums), sums[want])
+	}
+}
+
+// TestLimitedWriter: a body that writes itself through batchingTLSConn.ReadFrom cannot send more
+// than its Content-Length.
+func TestLimitedWriter(t *testing.T) {
+	var out bytes.Buffer
+	w := &limitedWriter{w: &out, n: 4}
+	if n, err := w.Write([]byte("12")); n != 2 || err != nil {
+		t.Fatalf("first write: %d, %v", n, err)
+	}
+	if n, err := w.Write([]byte("3456")); n != 2 || !errors.Is(err, errBodyTooLong) {
+		t.Fatalf("write past the limit: %d, %v; want 2, errBodyTooLong", n, err)
+	}
+	if out.String() != "1234" || w.n != 0 {
+		t.Fatalf("wrote %q, %d left", out.String(), w.n)
 	}
 }
