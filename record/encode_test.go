@@ -679,36 +679,53 @@ func TestPlainRun(t *testing.T) {
 }
 
 // TestPlainBlocks checks plainBlocks (assembly on amd64) with every byte value at every position
-// of strings of up to 80 bytes, at several alignments: it must stop at the first byte that is not
-// plain ASCII or, on other architectures, at the start of its 16-byte block; and it must cover
-// every whole block when all are plain.
+// of strings of up to 80 bytes, at several offsets, with 0 to 16 bytes of capacity after them (so
+// that 16 bytes from the last block on are readable or not) and a byte that is not plain among
+// them. It must stop at the first byte that is not plain ASCII (on other architectures: at the
+// start of its block), read the last 1 to 15 bytes only when 16 can be read, and never report a
+// byte past the string.
 func TestPlainBlocks(t *testing.T) {
 	t.Parallel()
 	plain := func(c byte) bool { return c < 0x80 && noEscape[c] }
-	buf := make([]byte, 100)
-	for _, off := range []int{0, 1, 7, 8, 15} {
-		for n := 0; n <= 80; n++ {
-			for pos := -1; pos < n; pos++ {
-				for c := range 256 {
-					if pos < 0 && c > 0 {
-						break
-					}
-					for i := range buf {
-						buf[i] = 'a' + byte(i%26)
-					}
-					s := buf[off : off+n]
-					if pos >= 0 {
-						s[pos] = byte(c)
-					}
-					got := plainBlocks(s)
-					blocks := n / 16 * 16
-					switch {
-					case pos < 0 || plain(byte(c)) || pos >= blocks:
-						if got != blocks {
-							t.Fatalf("offset %d, %d bytes, %#x at %d: %d, want %d", off, n, c, pos, got, blocks)
+	for _, off := range []int{0, 7, 15} {
+		for _, extra := range []int{0, 1, 2, 15, 16} {
+			for n := 0; n <= 80; n++ {
+				buf := make([]byte, off+n+extra)
+				for pos := -1; pos < n; pos++ {
+					for c := range 256 {
+						if pos < 0 && c > 0 {
+							break
 						}
-					case got != pos && (plainBlocksExact || got != pos/16*16):
-						t.Fatalf("offset %d, %d bytes, %#x at %d: %d, want %d", off, n, c, pos, got, pos)
+						for i := range buf {
+							buf[i] = 'a' + byte(i%26)
+						}
+						if extra > 0 { // the last byte of the capacity
+							buf[len(buf)-1] = '"'
+						}
+						s := buf[off : off+n]
+						if pos >= 0 {
+							s[pos] = byte(c)
+						}
+						got := plainBlocks(s)
+						scanned := n / 16 * 16 // what plainBlocks reads exactly
+						if plainBlocksExact && n > scanned && cap(s)-scanned >= 16 {
+							scanned = n
+						}
+						bad := n
+						if pos >= 0 && !plain(byte(c)) {
+							bad = pos
+						}
+						want := scanned
+						switch {
+						case bad >= scanned:
+						case plainBlocksExact:
+							want = bad
+						default:
+							want = bad / 16 * 16
+						}
+						if got != want {
+							t.Fatalf("offset %d, %d bytes (capacity %d), %#x at %d: %d, want %d", off, n, cap(s), c, pos, got, want)
+						}
 					}
 				}
 			}

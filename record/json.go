@@ -304,6 +304,9 @@ func appendEscaped(dst, s []byte) []byte {
 // are plain.
 func plainRun(s []byte) int {
 	i := plainBlocks(s)
+	if plainBlocksExact && (i == len(s) || cap(s)-i >= 16) {
+		return i // a byte that is not plain, or the end: plainBlocks read every byte before it
+	}
 	for ; len(s)-i >= 8; i += 8 {
 		if !plainASCII(binary.LittleEndian.Uint64(s[i:])) {
 			return i

@@ -2,11 +2,26 @@
 
 #include "textflag.h"
 
+// PLAIN_MASK sets bit i of BX when byte i of X0 is below 0x20, '"', '\' or 0x80 and up, with
+// X1-X4 as plainBlocks sets them (0x1f, '"' and '\' in every byte, zero). Clobbers X5, X6.
+#define PLAIN_MASK \
+	MOVOU X0, X5 \
+	PSUBUSB X1, X5 \ // c-0x1f, saturated: 0 where c <= 0x1f
+	PCMPEQB X4, X5 \ // 0xff where c < 0x20
+	MOVOU X0, X6 \
+	PCMPEQB X2, X6 \ // '"'
+	POR X6, X5 \
+	MOVOU X0, X6 \
+	PCMPEQB X3, X6 \ // '\'
+	POR X6, X5 \
+	POR X0, X5 \ // the high bit of bytes from 0x80 on
+	PMOVMSKB X5, BX
+
 // func plainBlocks(s []byte) int
 //
 // SSE2 (every amd64): 16 bytes per iteration, stopping at the first byte below 0x20, '"', '\'
-// or 0x80 and up. Returns its index, or the length of the 16-byte blocks read when they are all
-// plain (len(s)-result < 16).
+// or 0x80 and up. Returns its index; or, when there is none, len(s) if the last 1 to 15 bytes
+// could be read as 16 (cap(s) allows it), and otherwise the length of the 16-byte blocks.
 TEXT ·plainBlocks(SB), NOSPLIT, $0-32
 	MOVQ s_base+0(FP), SI
 	MOVQ s_len+8(FP), CX
@@ -25,30 +40,41 @@ TEXT ·plainBlocks(SB), NOSPLIT, $0-32
 
 loop:
 	MOVQ CX, DX
-	SUBQ AX, DX
+	SUBQ AX, DX // bytes left
 	CMPQ DX, $16
-	JLT  done
+	JLT  tail
 	MOVOU (SI)(AX*1), X0
-	MOVOU X0, X5
-	PSUBUSB X1, X5    // c-0x1f, saturated: 0 where c <= 0x1f
-	PCMPEQB X4, X5    // 0xff where c < 0x20
-	MOVOU X0, X6
-	PCMPEQB X2, X6    // 0xff where c == '"'
-	POR  X6, X5
-	MOVOU X0, X6
-	PCMPEQB X3, X6    // 0xff where c == '\'
-	POR  X6, X5
-	POR  X0, X5       // high bit where c >= 0x80
-	PMOVMSKB X5, DX
-	TESTL DX, DX
+	PLAIN_MASK
+	TESTL BX, BX
 	JNZ  found
 	ADDQ $16, AX
 	JMP  loop
 
+tail:
+	// 1 to 15 bytes left: read 16 when the slice's capacity allows (s is most often a piece of a
+	// chunk) and ignore the bytes past its length.
+	TESTQ DX, DX
+	JZ    done
+	MOVQ  s_cap+16(FP), R8
+	SUBQ  AX, R8
+	CMPQ  R8, $16
+	JLT   done // the caller reads the rest
+	MOVOU (SI)(AX*1), X0
+	PLAIN_MASK
+	MOVL  $1, R9
+	MOVQ  DX, CX
+	SHLL  CX, R9
+	DECL  R9
+	ANDL  R9, BX // the bytes of s only
+	JNZ   found
+	ADDQ  DX, AX // all of s is plain
+	JMP   done
+
 found:
-	BSFL DX, DX
-	ADDQ DX, AX
+	BSFL BX, BX
+	ADDQ BX, AX
 
 done:
 	MOVQ AX, ret+24(FP)
 	RET
+
