@@ -57,7 +57,8 @@
  *                              just before the threads started to just after
  *                              they joined; host_us, the part of it the host
  *                              spent on its own work (reading, wiping and
- *                              freeing chunks, thread CPU clocks); maxrss_kb,
+ *                              freeing chunks, its output lines and resident
+ *                              set samples, by thread CPU clocks); maxrss_kb,
  *                              ru_maxrss, which Linux carries across exec (it
  *                              includes the parent's peak: see "rss peak")
  *   unregister
@@ -335,6 +336,10 @@ static void *rss_sampler(void *arg)
         }
         sleep_ms(2);
     }
+    /* Its reads of /proc are the host's own work, not the plugin's. */
+    pthread_mutex_lock(&out_mu);
+    host_cpu_us += thread_cpu_us();
+    pthread_mutex_unlock(&out_mu);
     return NULL;
 }
 
@@ -351,6 +356,7 @@ static int run_job(int j, int try)
     int rc;
 
     rc = flush_ctx(instances[jb->instance].context.remote_context, data, (int) len, tag);
+    c0 = thread_cpu_us();
     if (try == 0) {
         emit("flush %d rc=%d ms=%.0f", j, rc, now_ms() - t0);
         emit("rss %d kb=%ld", j, rss_kb());
@@ -360,7 +366,6 @@ static int run_job(int j, int try)
         emit("reflush %d try=%d rc=%d ms=%.0f", j, try, rc, now_ms() - t0);
     }
     /* The chunk belongs to Fluent Bit: it is gone once the call returns. */
-    c0 = thread_cpu_us();
     memset(data, 0xA5, (size_t) len);
     memset(tag, 'X', strlen(tag));
     free(data);

@@ -24,7 +24,8 @@ const (
 // chunks of 5,000, default 10, flushed in turn) from PERF_THREADS threads (default 2, as
 // "workers 2") to the sink over TLS. The CPU counted is the host process's (getrusage, every
 // thread) from the start of the flushes to their end, less the host's own work (reading and wiping
-// the chunks); start-up and exit are reported apart. Run it alone: -benchtime=1x.
+// the chunks, its output and resident-set sampling); start-up and exit are reported apart. Run it
+// alone: -benchtime=1x.
 func BenchmarkWholePath(b *testing.B) {
 	records := envInt(b, "PERF_RECORDS", 500_000)
 	distinct := envInt(b, "PERF_DISTINCT", 10)
