@@ -211,7 +211,8 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	// Build the one *http.Client shared by STS and Kinesis from the transport the SDK configured
 	// (custom CA bundle, proxy, TLS and dial settings), so that Close can release its connections:
 	// a BuildableClient clones its transport at every change, and the client it builds wraps the
-	// transport in a type that hides CloseIdleConnections.
+	// transport in a type that hides CloseIdleConnections. Direct requests go through
+	// syncTransport, proxied ones through that transport.
 	c := &Client{}
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		tr := b.GetTransport()
