@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"syscall"
 	"time"
@@ -81,7 +82,7 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	ctx := req.Context()
-	key := req.URL.Scheme + "://" + hostPort(req.URL.Scheme, req.URL.Host)
+	key := req.URL.Scheme + "://" + hostPort(req.URL)
 	sc, err := t.conn(ctx, req.URL.Scheme, key)
 	if err != nil {
 		closeRequestBody(req)
@@ -116,15 +117,16 @@ func closeRequestBody(req *http.Request) {
 	}
 }
 
-// hostPort returns host with the scheme's default port when it has none.
-func hostPort(scheme, host string) string {
-	if _, _, err := net.SplitHostPort(host); err == nil {
-		return host
+// hostPort returns the host and port of u, the scheme's default port if it names none.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
 	}
-	if scheme == "https" {
-		return net.JoinHostPort(host, "443")
-	}
-	return net.JoinHostPort(host, "80")
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // exchange writes req and reads the response's header, skipping informational (1xx) responses.

@@ -286,3 +286,21 @@ func TestSyncTransportIdleTimeout(t *testing.T) {
 		t.Errorf("%d connections, want 2: the idle one had timed out", n)
 	}
 }
+
+func TestHostPort(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"https://kinesis.us-east-1.amazonaws.com/", "kinesis.us-east-1.amazonaws.com:443"},
+		{"http://localhost/", "localhost:80"},
+		{"https://127.0.0.1:4567/", "127.0.0.1:4567"},
+		{"https://[::1]/", "[::1]:443"},
+		{"http://[fe80::1]:8080/x", "[fe80::1]:8080"},
+	} {
+		u, err := url.Parse(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hostPort(u); got != tt.want {
+			t.Errorf("hostPort(%s) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
