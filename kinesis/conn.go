@@ -151,8 +151,9 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 // pending, so that nothing waits in the buffer for an answer.
 type batchConn struct {
 	net.Conn
-	mu  sync.Mutex
-	buf *[]byte // nil outside start..finish
+	mu    sync.Mutex
+	buf   *[]byte // nil outside start..finish
+	depth int     // starts not yet finished: they nest, and the outermost finish writes
 }
 
 func (c *batchConn) start() {
@@ -160,13 +161,17 @@ func (c *batchConn) start() {
 	if c.buf == nil {
 		c.buf = batchBufs.Get().(*[]byte)
 	}
+	c.depth++
 	c.mu.Unlock()
 }
 
 func (c *batchConn) finish() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.buf == nil {
+	if c.depth > 0 {
+		c.depth--
+	}
+	if c.buf == nil || c.depth > 0 {
 		return nil
 	}
 	err := c.flushLocked()

@@ -131,10 +131,7 @@ func hostPort(u *url.URL) string {
 
 // exchange writes req and reads the response's header, skipping informational (1xx) responses.
 func (sc *syncConn) exchange(req *http.Request) (*http.Response, error) {
-	if err := req.Write(sc.bw); err != nil {
-		return nil, err
-	}
-	if err := sc.bw.Flush(); err != nil {
+	if err := sc.write(req); err != nil {
 		return nil, err
 	}
 	for {
@@ -146,6 +143,23 @@ func (sc *syncConn) exchange(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 	}
+}
+
+// write writes req. Over a batching TLS connection, the TLS records of its header (which bufio
+// writes first) and of its body leave in the same system calls.
+func (sc *syncConn) write(req *http.Request) (err error) {
+	if b, ok := sc.conn.(*batchingTLSConn); ok {
+		b.raw.start()
+		defer func() {
+			if ferr := b.raw.finish(); err == nil {
+				err = ferr
+			}
+		}()
+	}
+	if err := req.Write(sc.bw); err != nil {
+		return err
+	}
+	return sc.bw.Flush()
 }
 
 // conn returns an idle connection to key that is still open, or a new one.
