@@ -57,8 +57,8 @@ type syncConn struct {
 	idleAt time.Time
 }
 
-// Buffer sizes of a connection: a request's header and the start of its body leave in one write
-// (the body then goes through batchingTLSConn.ReadFrom); a 500-record response is about 50 KB.
+// Buffer sizes of a connection: the writer holds a request's header (its body goes to
+// batchingTLSConn.ReadFrom); a 500-record response is about 50 KB, read in pieces.
 const (
 	syncWriteBuffer = 16 << 10
 	syncReadBuffer  = 16 << 10
