@@ -110,6 +110,27 @@ func (d *Decoder) fail(err error) {
 // decodeEventHead decodes the event starting at b[i] up to its record, and returns the offset
 // of the record.
 func decodeEventHead(b []byte, i int) (sec int64, nsec uint32, body int, err error) {
+	// The heads Fluent Bit writes, [[time, {}], record] with an ext 0 time and no metadata, in
+	// compact headers (Fluent Bit 5) or 32-bit ones (Fluent Bit 4), read at once.
+	if i >= 0 && i < len(b) {
+		switch r := b[i:]; {
+		case len(r) >= len(compactHead)+9 && string(r[:len(compactHead)]) == compactHead && r[len(compactHead)+8] == 0x80:
+			if sec, nsec, ok := extTime(r[len(compactHead):]); ok {
+				return sec, nsec, i + len(compactHead) + 9, nil
+			}
+		case len(r) >= len(wideHead)+8+len(wideNoMetadata) && string(r[:len(wideHead)]) == wideHead &&
+			string(r[len(wideHead)+8:len(wideHead)+8+len(wideNoMetadata)]) == wideNoMetadata:
+			if sec, nsec, ok := extTime(r[len(wideHead):]); ok {
+				return sec, nsec, i + len(wideHead) + 8 + len(wideNoMetadata), nil
+			}
+		}
+	}
+	return decodeEventHeadAny(b, i)
+}
+
+// decodeEventHeadAny is decodeEventHead for every head the format allows: any headers, a time
+// of any type, metadata or none, and the legacy [time, record].
+func decodeEventHeadAny(b []byte, i int) (sec int64, nsec uint32, body int, err error) {
 	h, j, err := readHeader(b, i)
 	if err != nil {
 		return 0, 0, 0, err
@@ -140,6 +161,21 @@ func decodeEventHead(b []byte, i int) (sec int64, nsec uint32, body int, err err
 		return 0, 0, 0, err
 	}
 	return sec, nsec, j, nil
+}
+
+// The start of an event in Fluent Bit's v2 format up to its ext 0 time (8 bytes follow), and the
+// empty metadata map after the time, as Fluent Bit 5 (compact) and 4 (wide) write them.
+const (
+	compactHead    = "\x92\x92\xd7\x00"                                 // fixarray 2, fixarray 2, fixext 8 type 0
+	wideHead       = "\xdd\x00\x00\x00\x02\xdd\x00\x00\x00\x02\xd7\x00" // array32 2, array32 2, fixext 8 type 0
+	wideNoMetadata = "\xdf\x00\x00\x00\x00"                             // map32 0 (compact: fixmap 0, 0x80)
+)
+
+// extTime decodes the 8 bytes of an ext 0 time, and reports false for nanoseconds of a second or
+// more, which timeFromHeader carries.
+func extTime(b []byte) (sec int64, nsec uint32, ok bool) {
+	nsec = binary.BigEndian.Uint32(b[4:8])
+	return int64(binary.BigEndian.Uint32(b[:4])), nsec, nsec < 1e9
 }
 
 // readTime reads the event time at b[i].

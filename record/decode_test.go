@@ -431,3 +431,43 @@ func TestDecodeGarbageNeverPanics(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeEventHeadFastPath: decodeEventHead, which reads the heads Fluent Bit writes at once,
+// must agree with decodeEventHeadAny, which reads every head the format allows, on those heads
+// (compact and wide, times at the edges of the nanosecond range), on each of them with any one
+// byte of the head replaced by every value, and on every truncation.
+func TestDecodeEventHeadFastPath(t *testing.T) {
+	t.Parallel()
+	var heads [][]byte
+	for _, tm := range [][2]uint32{{0, 0}, {1_764_000_000, 999_999_999}, {math.MaxUint32, 1_000_000_000}, {7, math.MaxUint32}} {
+		body := mp(nil).map_(1).str("log").str("x")
+		heads = append(heads,
+			append(eventV2(nil, evt(tm[0], tm[1])), body...),
+			append(eventV2Wide(nil, evt(tm[0], tm[1])), body...),
+		)
+	}
+	check := func(b []byte, i int) {
+		t.Helper()
+		s1, n1, j1, err1 := decodeEventHead(b, i)
+		s2, n2, j2, err2 := decodeEventHeadAny(b, i)
+		if s1 != s2 || n1 != n2 || j1 != j2 || (err1 == nil) != (err2 == nil) {
+			t.Fatalf("% x at %d: fast %d.%09d body at %d (%v), general %d.%09d body at %d (%v)", b, i, s1, n1, j1, err1, s2, n2, j2, err2)
+		}
+	}
+	for _, h := range heads {
+		for _, lead := range []int{0, 3} { // the event at the chunk's start or further in
+			b := append(make([]byte, lead), h...)
+			check(b, lead)
+			for cut := lead; cut < len(b); cut++ {
+				check(b[:cut], lead)
+			}
+			for pos := lead; pos < lead+26 && pos < len(b); pos++ {
+				for v := range 256 {
+					m := append([]byte(nil), b...)
+					m[pos] = byte(v)
+					check(m, lead)
+				}
+			}
+		}
+	}
+}
