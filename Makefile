@@ -46,7 +46,7 @@ bench: build ## benchmarks with allocations, then the whole path through the C A
 	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 3m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
 
 bench-soak: build ## the whole path with 2,000,000 records: fails if the resident set grows
-	PERF_RECORDS=2000000 $(GO) test -count=1 -timeout 5m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
+	PERF_RECORDS=2000000 PERF_RUNS=1 $(GO) test -count=1 -timeout 5m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
 
 bench-profile: ## CPU and allocation profiles of the in-process flush path, written outside the repo
 	mkdir -p $(PROFILE_DIR)
