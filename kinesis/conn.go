@@ -28,11 +28,15 @@ var (
 // plugin's CPU. Connections through an HTTP proxy are the transport's own (it does TLS over the
 // CONNECT tunnel itself).
 func batchingTLS(tr *http.Transport) {
-	dial := tr.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.DialTLSContext = dialBatchingTLS(dialerOf(tr), tr.TLSClientConfig, tr.TLSHandshakeTimeout)
+}
+
+// dialerOf returns tr's DialContext, or net/http's default dialer when it has none.
+func dialerOf(tr *http.Transport) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if tr.DialContext != nil {
+		return tr.DialContext
 	}
-	tr.DialTLSContext = dialBatchingTLS(dial, tr.TLSClientConfig, tr.TLSHandshakeTimeout)
+	return (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 }
 
 // dialBatchingTLS returns a DialTLSContext function: it dials with dial, and does the TLS

@@ -42,45 +42,57 @@ func installPutRecordsDecoder(stack *middleware.Stack) error {
 // is about 60 KB.
 const maxResponseHint = 1 << 20
 
-// responseBuffers holds the response buffers between requests, for every client of the process:
-// one per request in flight is enough, more are dropped. Not a sync.Pool: that is emptied at every
-// garbage collection, which with a few MB of live heap comes every few requests, and a 500-record
-// response is about 50 KB to grow again each time. (Nor a field of putRecordsDecoder: the SDK
-// builds the middleware stack, and so a decoder, for every request.)
-var responseBuffers = make(chan *bytes.Buffer, 16)
+// freeList keeps values between requests, for every client of the process: up to its capacity
+// (about one per request in flight), the rest are dropped. Not a sync.Pool: that is emptied at
+// every garbage collection, which with a few MB of live heap comes every few requests. (Nor a
+// field of putRecordsDecoder: the SDK builds the middleware stack, and so a decoder, for every
+// request.)
+type freeList[T any] chan T
+
+// get returns a kept value, or false when there is none.
+func (f freeList[T]) get() (T, bool) {
+	select {
+	case v := <-f:
+		return v, true
+	default:
+		var zero T
+		return zero, false
+	}
+}
+
+// put keeps v if there is room.
+func (f freeList[T]) put(v T) {
+	select {
+	case f <- v:
+	default:
+	}
+}
+
+// responseBuffers holds the buffers responses are read into: a 500-record response is about
+// 50 KB to grow again otherwise.
+var responseBuffers = make(freeList[*bytes.Buffer], 16)
 
 func getResponseBuffer() *bytes.Buffer {
-	select {
-	case b := <-responseBuffers:
+	if b, ok := responseBuffers.get(); ok {
 		return b
-	default:
-		return new(bytes.Buffer)
 	}
+	return new(bytes.Buffer)
 }
 
 func putResponseBuffer(b *bytes.Buffer) {
-	if b.Cap() > maxResponseHint { // an unusual response: do not keep its memory
-		return
-	}
-	select {
-	case responseBuffers <- b:
-	default:
+	if b.Cap() <= maxResponseHint { // an unusual response: do not keep its memory
+		responseBuffers.put(b)
 	}
 }
 
-// resultEntries holds the Records of decoded outputs between requests, for every client of the
-// process, as responseBuffers holds the bodies: 500 entries are 16 KB, allocated for every
+// resultEntries holds the Records of decoded outputs: 500 entries are 16 KB, allocated for every
 // response before (a tenth of the bytes the plugin allocated).
-var resultEntries = make(chan []types.PutRecordsResultEntry, 16)
+var resultEntries = make(freeList[[]types.PutRecordsResultEntry], 16)
 
 // getResultEntries returns an empty slice with room for n entries.
 func getResultEntries(n int) []types.PutRecordsResultEntry {
-	select {
-	case s := <-resultEntries:
-		if cap(s) >= n {
-			return s
-		}
-	default:
+	if s, ok := resultEntries.get(); ok && cap(s) >= n {
+		return s
 	}
 	return make([]types.PutRecordsResultEntry, 0, max(n, MaxRecordsPerRequest))
 }
@@ -91,10 +103,7 @@ func releaseResultEntries(s []types.PutRecordsResultEntry) {
 		return // not one of ours, or an unusual response
 	}
 	clear(s) // the strings of this response
-	select {
-	case resultEntries <- s[:0]:
-	default:
-	}
+	resultEntries.put(s[:0])
 }
 
 // putRecordsDecoder decodes successful PutRecords responses, reading each into a reused buffer,
@@ -208,12 +217,13 @@ func (d *jsonReader) records(out *kinesissdk.PutRecordsOutput) error {
 	out.Records = getResultEntries(strings.Count(d.s[d.i:], "{"))
 	for {
 		var e types.PutRecordsResultEntry
-		if d.ws(); d.acceptedEntry(&e) {
-		} else if d.peek() == 'n' {
+		switch d.ws(); {
+		case d.acceptedEntry(&e):
+		case d.peek() == 'n':
 			if err := d.literal("null"); err != nil {
 				return err
 			}
-		} else {
+		default:
 			err := d.object(func(key string) error {
 				var dst **string
 				shared := true // shard IDs and error codes: a few distinct values per response

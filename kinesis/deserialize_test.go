@@ -45,10 +45,9 @@ func (c *closeTracker) Close() error {
 	return nil
 }
 
-// putRecordsRaw sends one PutRecords through an SDK client answered by h, with or without our decoder.
-func putRecordsRaw(t *testing.T, h cannedHTTP, ours bool) (*kinesissdk.PutRecordsOutput, error) {
-	t.Helper()
-	c := kinesissdk.New(kinesissdk.Options{
+// cannedClient is an SDK client answered by h, with or without our decoder.
+func cannedClient(h cannedHTTP, ours bool) *kinesissdk.Client {
+	return kinesissdk.New(kinesissdk.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String("https://kinesis.test"), HTTPClient: h,
 		Retryer: aws.NopRetryer{},
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
@@ -59,7 +58,12 @@ func putRecordsRaw(t *testing.T, h cannedHTTP, ours bool) (*kinesissdk.PutRecord
 			o.APIOptions = append(o.APIOptions, installPutRecordsDecoder)
 		}
 	})
-	return c.PutRecords(context.Background(), &kinesissdk.PutRecordsInput{
+}
+
+// putRecordsRaw sends one PutRecords through an SDK client answered by h, with or without our decoder.
+func putRecordsRaw(t *testing.T, h cannedHTTP, ours bool) (*kinesissdk.PutRecordsOutput, error) {
+	t.Helper()
+	return cannedClient(h, ours).PutRecords(context.Background(), &kinesissdk.PutRecordsInput{
 		StreamName: aws.String("s"),
 		Records:    []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}},
 	})
@@ -246,17 +250,7 @@ func BenchmarkPutRecordsResponse(b *testing.B) {
 			name = "decoder=ours"
 		}
 		b.Run(name, func(b *testing.B) {
-			c := kinesissdk.New(kinesissdk.Options{
-				Region: "us-east-1", BaseEndpoint: aws.String("https://kinesis.test"), HTTPClient: cannedHTTP{status: 200, body: body},
-				Retryer: aws.NopRetryer{},
-				Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-					return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}, nil
-				}),
-			}, func(o *kinesissdk.Options) {
-				if ours {
-					o.APIOptions = append(o.APIOptions, installPutRecordsDecoder)
-				}
-			})
+			c := cannedClient(cannedHTTP{status: 200, body: body}, ours)
 			in := &kinesissdk.PutRecordsInput{StreamName: aws.String("s"),
 				Records: []types.PutRecordsRequestEntry{{Data: []byte("x"), PartitionKey: aws.String("k")}}}
 			b.ReportAllocs()

@@ -190,9 +190,9 @@ func (t *syncTransport) conn(ctx context.Context, scheme, key string) (*syncConn
 	case scheme == "https" && t.std.DialTLSContext != nil:
 		c, err = t.std.DialTLSContext(ctx, "tcp", addr)
 	case scheme == "https":
-		c, err = dialBatchingTLS(t.dialer(), t.std.TLSClientConfig, t.std.TLSHandshakeTimeout)(ctx, "tcp", addr)
+		c, err = dialBatchingTLS(dialerOf(t.std), t.std.TLSClientConfig, t.std.TLSHandshakeTimeout)(ctx, "tcp", addr)
 	default:
-		c, err = t.dialer()(ctx, "tcp", addr)
+		c, err = dialerOf(t.std)(ctx, "tcp", addr)
 	}
 	if err != nil {
 		return nil, err
@@ -201,13 +201,6 @@ func (t *syncTransport) conn(ctx context.Context, scheme, key string) (*syncConn
 		conn: c, raw: rawConnOf(c), key: key,
 		br: bufio.NewReaderSize(c, syncReadBuffer), bw: bufio.NewWriterSize(c, syncWriteBuffer),
 	}, nil
-}
-
-func (t *syncTransport) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
-	if t.std.DialContext != nil {
-		return t.std.DialContext
-	}
-	return (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 }
 
 // rawConnOf returns the socket under c, or nil.

@@ -89,6 +89,12 @@ func TestSyncTransportServerClosedIdle(t *testing.T) {
 	if _, _, err := s.post(context.Background(), "one"); err != nil {
 		t.Fatal(err)
 	}
+	s.tr.mu.Lock()
+	idle := len(s.tr.idle[s.URL])
+	s.tr.mu.Unlock()
+	if idle != 1 {
+		t.Fatalf("%d idle connections after the first request, want 1", idle)
+	}
 	s.CloseClientConnections()
 	// Wait until the close has reached the client's socket: its idle connection reads as closed.
 	deadline := time.Now().Add(5 * time.Second)

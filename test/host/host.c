@@ -609,11 +609,13 @@ int main(int argc, char **argv)
         }
         pthread_t sampler;
 
+        /* The sampler runs inside the measured window, so that all of its CPU time, which
+         * host_us counts, is in it. */
+        getrusage(RUSAGE_SELF, &ru0);
         sampling = 1;
         if (pthread_create(&sampler, NULL, rss_sampler, NULL) != 0) {
             fail(2, "pthread_create failed");
         }
-        getrusage(RUSAGE_SELF, &ru0);
         for (i = 0; i < nthreads; i++) {
             if (pthread_create(&threads[i], NULL, flush_thread, (void *) (intptr_t) i) != 0) {
                 fail(2, "pthread_create failed");
@@ -622,9 +624,9 @@ int main(int argc, char **argv)
         for (i = 0; i < nthreads; i++) {
             pthread_join(threads[i], NULL);
         }
-        getrusage(RUSAGE_SELF, &ru1);
         __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);
         pthread_join(sampler, NULL);
+        getrusage(RUSAGE_SELF, &ru1);
         emit("rss peak kb=%ld after=%d", peak_kb, peak_after);
         emit("usage flush user_us=%lld sys_us=%lld host_us=%lld maxrss_kb=%ld",
              timeval_us(ru1.ru_utime) - timeval_us(ru0.ru_utime),
