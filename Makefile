@@ -7,7 +7,7 @@ LIB         := $(BUILD_DIR)/$(PLUGIN_NAME).so
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './test/*' -not -name '*_test.go') go.mod go.sum
 # Every package but the end-to-end tests; those need the built library.
 UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test)
-BENCH_PKGS  ?= ./record/ ./timefmt/ ./batcher/ ./kinesis/ ./compress/
+BENCH_PKGS  ?= ./record/ ./timefmt/ ./batcher/ ./kinesis/ ./kpl/ ./internal/wire/ ./compress/
 BENCH_TIME  ?= 1s
 PERF_RECORDS ?= 500000
 PROFILE_DIR ?= /tmp/kinesis-perf-profiles
@@ -32,7 +32,7 @@ vet: ## gofmt and go vet
 unit: ## unit tests (incl. examples/ and Dockerfile checks) with -race, without cgo, and record/ without assembly
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 $(filter-out $(shell $(GO) list .),$(UNIT_PKGS))
-	$(GO) test -count=1 -tags purego ./record/ # the portable scan that replaces the assembly elsewhere
+	$(GO) test -count=1 -tags purego ./record/ ./internal/wire/ # the portable code that replaces the assembly elsewhere
 
 e2e: build test/node_modules ## the built library through its C ABI against kinesis-mock
 	$(GO) test -count=1 -timeout 10m ./test/...

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
@@ -459,10 +460,10 @@ func TestAggregation(t *testing.T) {
 type fakeLister struct {
 	calls atomic.Int32
 	err   func(call int) error
-	m     *kinesis.ShardMap
+	m     *kpl.ShardMap
 }
 
-func (l *fakeLister) ListShards(context.Context) (*kinesis.ShardMap, error) {
+func (l *fakeLister) ListShards(context.Context) (*kpl.ShardMap, error) {
 	n := int(l.calls.Add(1)) - 1
 	if l.err != nil {
 		if err := l.err(n); err != nil {
@@ -473,7 +474,7 @@ func (l *fakeLister) ListShards(context.Context) (*kinesis.ShardMap, error) {
 }
 
 // fourShards returns the map of a stream of 4 equal shards.
-func fourShards(t testing.TB) *kinesis.ShardMap {
+func fourShards(t testing.TB) *kpl.ShardMap {
 	t.Helper()
 	quarter := new(big.Int).Lsh(big.NewInt(1), 126)
 	var shards []types.Shard
@@ -485,7 +486,7 @@ func fourShards(t testing.TB) *kinesis.ShardMap {
 			HashKeyRange: &types.HashKeyRange{StartingHashKey: aws.String(start.String()), EndingHashKey: aws.String(end.String())},
 		})
 	}
-	m, err := kinesis.NewShardMap(shards)
+	m, err := kpl.NewShardMap(shards)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
@@ -52,10 +53,10 @@ type batcher struct {
 	joined    []byte // simple_aggregation: the records joined so far
 	joinedEvs []int  // and their events
 
-	groups        []*aggGroup       // aggregation: one per shard of shardMap (one when it is nil)
-	ngroups       int               // the groups in use this flush
-	shardMap      *kinesis.ShardMap // this flush's shard map, nil when aggregation is not shard-aware
-	shardsChanged bool              // this flush found shardMap out of date, see checkShard
+	groups        []*aggGroup   // aggregation: one per shard of shardMap (one when it is nil)
+	ngroups       int           // the groups in use this flush
+	shardMap      *kpl.ShardMap // this flush's shard map, nil when aggregation is not shard-aware
+	shardsChanged bool          // this flush found shardMap out of date, see checkShard
 
 	arena   []byte          // the pending request's data, then possibly one record being added
 	spans   []span          // the pending request's records

@@ -5,6 +5,7 @@ import (
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
 )
 
 // What makes a Kinesis record of the encoded records: partition keys, compression and the two
@@ -130,7 +131,7 @@ func (b *batcher) finishJoined(ctx context.Context) {
 
 // aggGroup is one KPL aggregate being built: one per shard when aggregation is shard-aware.
 type aggGroup struct {
-	agg   *kinesis.Aggregator
+	agg   *kpl.Aggregator
 	evs   []int  // the events of its user records
 	key   string // the random key its user records share, when they have none of their own
 	shard int    // its shard in b.shardMap, whose explicit hash key it is sent with, or noShard
@@ -154,7 +155,7 @@ func (b *batcher) prepareGroups() {
 		n = b.shardMap.Len()
 	}
 	for len(b.groups) < n {
-		b.groups = append(b.groups, &aggGroup{agg: kinesis.NewAggregator(b.pool.aggMaxSize)})
+		b.groups = append(b.groups, &aggGroup{agg: kpl.NewAggregator(b.pool.aggMaxSize)})
 	}
 	for i := range n {
 		b.groups[i].shard = noShard
@@ -183,16 +184,16 @@ func (b *batcher) addUser(ctx context.Context, idx int, data []byte, key string)
 		key = g.key
 	}
 	switch g.agg.Add(data, key) {
-	case kinesis.Added:
+	case kpl.Added:
 		g.evs = append(g.evs, idx)
 		return
-	case kinesis.AggregateFull:
+	case kpl.AggregateFull:
 		b.finishGroup(ctx, g)
 		if shared {
 			g.key = b.keys.Next()
 			key = g.key
 		}
-		if g.agg.Add(data, key) == kinesis.Added {
+		if g.agg.Add(data, key) == kpl.Added {
 			g.evs = append(g.evs, idx)
 			return
 		}

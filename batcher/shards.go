@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
 )
 
 // ShardLister lists the stream's open shards, for shard-aware aggregation; *kinesis.Client is one.
 type ShardLister interface {
-	ListShards(ctx context.Context) (*kinesis.ShardMap, error)
+	ListShards(ctx context.Context) (*kpl.ShardMap, error)
 }
 
 var _ ShardLister = (*kinesis.Client)(nil)
@@ -38,10 +39,10 @@ type shardCache struct {
 
 	// m is the map in use, nil when there is none; it is set under mu, and read without it by
 	// shardMapChanged.
-	m atomic.Pointer[kinesis.ShardMap]
+	m atomic.Pointer[kpl.ShardMap]
 	// changed is the last map a flush found out of date: while it is m, the next flush lists the
 	// shards again. Atomic, so that a flush that notices never waits for a listing in progress.
-	changed   atomic.Pointer[kinesis.ShardMap]
+	changed   atomic.Pointer[kpl.ShardMap]
 	infoLimit logLimiter // lines about changed shard maps
 }
 
@@ -51,7 +52,7 @@ type shardCache struct {
 // When the listing is refused (access denied) it warns once and returns nil for ever after; when
 // it fails otherwise it warns (rate-limited) and returns the last map, or nil if there is none.
 // Flushes wait while one of them lists the shards.
-func (p *Pool) shardMap(ctx context.Context) *kinesis.ShardMap {
+func (p *Pool) shardMap(ctx context.Context) *kpl.ShardMap {
 	c := &p.shards
 	if c.lister == nil {
 		return nil
@@ -100,7 +101,7 @@ func (p *Pool) shardMap(ctx context.Context) *kinesis.ShardMap {
 // resharding) since m was listed. If m is still the pool's map, the next flush lists the shards
 // again, and one info line (rate-limited) says so; a flush that notices after the map was listed
 // again changes nothing. Safe for concurrent use; it never waits for a listing.
-func (p *Pool) shardMapChanged(m *kinesis.ShardMap, wantID, gotID string) {
+func (p *Pool) shardMapChanged(m *kpl.ShardMap, wantID, gotID string) {
 	c := &p.shards
 	if c.m.Load() != m || c.changed.Swap(m) == m {
 		return // an older map, or already noticed

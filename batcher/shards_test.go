@@ -14,6 +14,7 @@ import (
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
@@ -21,7 +22,7 @@ import (
 
 // splitShards returns the map of fourShards after shardId-0 was split in halves, shardId-4 and
 // shardId-5 (shardId-0 is listed, closed).
-func splitShards(t testing.TB) *kinesis.ShardMap {
+func splitShards(t testing.TB) *kpl.ShardMap {
 	t.Helper()
 	four := fourShards(t)
 	eighth := new(big.Int).Lsh(big.NewInt(1), 125)
@@ -47,7 +48,7 @@ func splitShards(t testing.TB) *kinesis.ShardMap {
 		end, _ := new(big.Int).SetString(s.EndingHashKey, 10)
 		shards = append(shards, shard(s.ID, start, end, false))
 	}
-	m, err := kinesis.NewShardMap(shards)
+	m, err := kpl.NewShardMap(shards)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func splitShards(t testing.TB) *kinesis.ShardMap {
 
 // shardIDOf returns the ID of the shard of m that holds the decimal hash key h, as Kinesis routes a
 // record sent with the explicit hash key h.
-func shardIDOf(t testing.TB, m *kinesis.ShardMap, h string) string {
+func shardIDOf(t testing.TB, m *kpl.ShardMap, h string) string {
 	t.Helper()
 	key, ok := new(big.Int).SetString(h, 10)
 	if !ok {

@@ -27,6 +27,7 @@ import (
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/wire"
 )
 
 // PutRecords limits, from the Kinesis Data Streams API reference
@@ -165,7 +166,7 @@ type Client struct {
 	streamARN  *string
 	http       idleCloser // nil when the HTTP client cannot close idle connections
 	bufs       sync.Pool  // *requestBuf
-	bodies     putRecordsBodies
+	bodies     wire.RequestBodies
 }
 
 // requestBuf holds the SDK's view of one request, reused across requests to avoid allocating the
@@ -250,7 +251,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 		// hidden retries: the batcher owns retries.
 		ko.RetryMaxAttempts = 0
 		// Clipped: cfg.APIOptions may share its array with the STS client.
-		ko.APIOptions = append(ko.APIOptions[:len(ko.APIOptions):len(ko.APIOptions)], c.bodies.install, installPutRecordsDecoder)
+		ko.APIOptions = append(ko.APIOptions[:len(ko.APIOptions):len(ko.APIOptions)], c.bodies.Install, wire.InstallResponseDecoder)
 	}}, extra...)
 	c.api = kinesissdk.NewFromConfig(cfg, optFns...)
 
@@ -368,7 +369,7 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 			res.ShardIDs[i] = *r.ShardId
 		}
 	}
-	releaseResultEntries(out.Records)
+	wire.ReleaseResultEntries(out.Records)
 	return res, nil
 }
 

@@ -1,4 +1,4 @@
-package kinesis
+package wire
 
 import (
 	"context"
@@ -55,7 +55,7 @@ func cannedClient(h cannedHTTP, ours bool) *kinesissdk.Client {
 		}),
 	}, func(o *kinesissdk.Options) {
 		if ours {
-			o.APIOptions = append(o.APIOptions, installPutRecordsDecoder)
+			o.APIOptions = append(o.APIOptions, InstallResponseDecoder)
 		}
 	})
 }
@@ -95,7 +95,7 @@ func describeOutput(out *kinesissdk.PutRecordsOutput) string {
 // TestPutRecordsDecoderMatchesSDK decodes real-shaped responses with our decoder and the SDK's,
 // and wants the same output (but SequenceNumber, which ours leaves nil), or an error from both.
 func TestPutRecordsDecoderMatchesSDK(t *testing.T) {
-	isolateEnv(t)
+	t.Parallel()
 	ok500 := `{"FailedRecordCount":0,"Records":[` + strings.Repeat(`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000000"},`, 499) +
 		`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588899","ShardId":"shardId-000000000001"}],"EncryptionType":"KMS"}`
 	tests := []struct {
@@ -170,7 +170,7 @@ func TestPutRecordsDecoderMatchesSDK(t *testing.T) {
 
 // TestPutRecordsDecoderLeavesErrorsToSDK: error responses decode to the SDK's typed errors.
 func TestPutRecordsDecoderLeavesErrorsToSDK(t *testing.T) {
-	isolateEnv(t)
+	t.Parallel()
 	tests := []struct {
 		name   string
 		status int
@@ -205,7 +205,7 @@ func TestPutRecordsDecoderLeavesErrorsToSDK(t *testing.T) {
 
 // TestPutRecordsDecoderOtherOperations: other operations keep the SDK's decoder.
 func TestPutRecordsDecoderOtherOperations(t *testing.T) {
-	isolateEnv(t)
+	t.Parallel()
 	h := cannedHTTP{status: 200, body: `{"Shards":[{"ShardId":"shardId-000000000007","HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"9"},` +
 		`"SequenceNumberRange":{"StartingSequenceNumber":"1"}}]}`}
 	c := kinesissdk.New(kinesissdk.Options{
@@ -213,7 +213,7 @@ func TestPutRecordsDecoderOtherOperations(t *testing.T) {
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}, nil
 		}),
-		APIOptions: []func(*middleware.Stack) error{installPutRecordsDecoder},
+		APIOptions: []func(*middleware.Stack) error{InstallResponseDecoder},
 	})
 	out, err := c.ListShards(context.Background(), &kinesissdk.ListShardsInput{StreamName: aws.String("s")})
 	if err != nil {

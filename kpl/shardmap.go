@@ -1,8 +1,7 @@
-package kinesis
+package kpl
 
 import (
 	"cmp"
-	"context"
 	"crypto/md5"
 	"encoding/binary"
 	"errors"
@@ -11,9 +10,7 @@ import (
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/aws/smithy-go"
 )
 
 // Kinesis routes a record to the shard whose hash key range holds the record's hash key: its
@@ -27,28 +24,15 @@ import (
 // one aggregate only user records of one shard, and sends it with an ExplicitHashKey in that
 // shard's range.
 
-// listShardsPageSize is the MaxResults of one ListShards call: the API's maximum (and default).
-const listShardsPageSize = 1000
+// ErrShardMap: the shards listed do not make a usable map: an open shard without an ID or a valid
+// hash key range, open shards that overlap or leave part of the hash key space uncovered (the
+// stream was being resharded while it was listed), or no open shard at all. Listing again later
+// may succeed.
+var ErrShardMap = errors.New("kpl: inconsistent shard map")
 
-// maxListShardsPages bounds the pagination of one ListShards listing (a million shards).
-const maxListShardsPages = 1000
-
-var (
-	// ErrShardMap: the shards listed do not make a usable map: an open shard without an ID or a
-	// valid hash key range, open shards that overlap or leave part of the hash key space
-	// uncovered (the stream was being resharded while it was listed), or no open shard at all.
-	// Listing again later may succeed.
-	ErrShardMap = errors.New("kinesis: inconsistent shard map")
-	// ErrListShardsUnsupported: the client's API does not implement ListShards.
-	ErrListShardsUnsupported = errors.New("kinesis: list shards not supported by this client")
-)
-
-// shardLister is the part of the SDK client that ListShards uses.
-type shardLister interface {
-	ListShards(ctx context.Context, in *kinesissdk.ListShardsInput, optFns ...func(*kinesissdk.Options)) (*kinesissdk.ListShardsOutput, error)
-}
-
-var _ shardLister = (*kinesissdk.Client)(nil)
+// maxKeyBytes bounds a partition key in bytes: Kinesis allows 256 characters, at most 4 bytes
+// each in UTF-8.
+const maxKeyBytes = 4 * 256
 
 // hashKey is a 128-bit hash key: hi holds the most significant 64 bits.
 type hashKey struct{ hi, lo uint64 }
@@ -76,7 +60,7 @@ func HashKeyOf(partitionKey string) (hi, lo uint64) {
 func hashOf(partitionKey string) hashKey {
 	// Keys are short: hash them from a stack copy, so that the conversion to []byte does not
 	// allocate.
-	var buf [4 * MaxPartitionKeyLen]byte
+	var buf [maxKeyBytes]byte
 	var sum [md5.Size]byte
 	if len(partitionKey) <= len(buf) {
 		n := copy(buf[:], partitionKey)
@@ -208,54 +192,4 @@ func (m *ShardMap) lookupHash(h hashKey) int {
 		}
 	}
 	return lo
-}
-
-// ListShards lists the stream's shards, following the pagination, and returns the map of its open
-// shards. An error that IsAccessDenied means the credentials may not call ListShards
-// (kinesis:ListShards): the caller can aggregate without a shard map.
-func (c *Client) ListShards(ctx context.Context) (*ShardMap, error) {
-	l, ok := c.api.(shardLister)
-	if !ok {
-		return nil, ErrListShardsUnsupported
-	}
-	return listShards(ctx, l, c.streamName, c.streamARN)
-}
-
-func listShards(ctx context.Context, l shardLister, streamName, streamARN *string) (*ShardMap, error) {
-	var shards []types.Shard
-	in := &kinesissdk.ListShardsInput{StreamName: streamName, StreamARN: streamARN, MaxResults: aws.Int32(listShardsPageSize)}
-	for page := 0; ; page++ {
-		if page == maxListShardsPages {
-			return nil, fmt.Errorf("kinesis: list shards: more than %d pages", maxListShardsPages)
-		}
-		out, err := l.ListShards(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("kinesis: list shards: %w", err)
-		}
-		shards = append(shards, out.Shards...)
-		token := aws.ToString(out.NextToken)
-		if token == "" {
-			break
-		}
-		if token == aws.ToString(in.NextToken) {
-			return nil, fmt.Errorf("kinesis: list shards: the same NextToken twice")
-		}
-		// The token identifies the stream: the API rejects a stream name along with it.
-		in = &kinesissdk.ListShardsInput{NextToken: aws.String(token), MaxResults: aws.Int32(listShardsPageSize)}
-	}
-	return NewShardMap(shards)
-}
-
-// IsAccessDenied reports whether err is Kinesis refusing the call to the credentials' identity
-// (AccessDeniedException): the IAM policy does not allow the action.
-func IsAccessDenied(err error) bool {
-	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.ErrorCode() {
-	case "AccessDeniedException", "AccessDenied":
-		return true
-	}
-	return false
 }

@@ -1,4 +1,4 @@
-package kinesis
+package kpl
 
 import (
 	"crypto/md5"
@@ -98,10 +98,10 @@ type Aggregator struct {
 }
 
 // NewAggregator returns an aggregator whose records are at most maxSize bytes (data plus
-// partition key); maxSize <= 0 means DefaultMaxRecordSize.
+// partition key); maxSize <= 0 means 1 MiB, a stream's default maximum record size.
 func NewAggregator(maxSize int) *Aggregator {
 	if maxSize <= 0 {
-		maxSize = DefaultMaxRecordSize
+		maxSize = defaultMaxSize
 	}
 	return &Aggregator{maxSize: maxSize}
 }
@@ -271,3 +271,6 @@ func recordSize(keyIndex, dataLen int) int {
 func recordEntrySize(keyIndex, dataLen int) int {
 	return protowire.SizeTag(aggRecords) + protowire.SizeBytes(recordSize(keyIndex, dataLen))
 }
+
+// defaultMaxSize is a stream's default maximum record size, 1 MiB.
+const defaultMaxSize = 1 << 20

@@ -1,6 +1,6 @@
 //go:build !amd64 || purego
 
-package kinesis
+package wire
 
 // encodeBase64 writes the standard base64 encoding of src to dst, which has room for it.
 func encodeBase64(dst, src []byte) { fastEncodeBase64(dst, src) }

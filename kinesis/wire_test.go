@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -21,9 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // sentRequest is one request as the HTTP client received it, after signing.
@@ -100,18 +97,21 @@ func (*netError) Error() string   { return "read tcp: connection reset by peer" 
 func (*netError) Timeout() bool   { return false }
 func (*netError) Temporary() bool { return false }
 
-// withSDKSerializer undoes putRecordsBodies.install: the client serializes with the SDK.
+// withSDKSerializer undoes wire.RequestBodies.Install: the client serializes with the SDK.
 func withSDKSerializer(o *kinesissdk.Options) {
+	const id = "OperationSerializer"
 	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-		m, ok := stack.Serialize.Get(operationSerializerID)
+		m, ok := stack.Serialize.Get(id)
 		if !ok {
-			return fmt.Errorf("no %s", operationSerializerID)
+			return fmt.Errorf("no %s", id)
 		}
-		ours, ok := m.(*putRecordsSerializer)
+		ours, ok := m.(interface {
+			Unwrap() middleware.SerializeMiddleware
+		})
 		if !ok {
-			return fmt.Errorf("%s is %T, not ours", operationSerializerID, m)
+			return fmt.Errorf("%s is %T, not ours", id, m)
 		}
-		_, err := stack.Serialize.Swap(operationSerializerID, ours.sdk)
+		_, err := stack.Serialize.Swap(id, ours.Unwrap())
 		return err
 	})
 }
@@ -310,236 +310,5 @@ func TestPutRecordsConcurrentBodies(t *testing.T) {
 	}
 	if len(seen) != workers*perWorker {
 		t.Errorf("%d distinct requests, want %d", len(seen), workers*perWorker)
-	}
-}
-
-// TestPutRecordsSerializer calls the middleware alone: it writes a PutRecords body itself (the
-// SDK's serializer is not called), and hands other inputs to the SDK's.
-func TestPutRecordsSerializer(t *testing.T) {
-	t.Parallel()
-	records := []types.PutRecordsRequestEntry{{Data: []byte("data"), PartitionKey: aws.String("k")}}
-	tests := []struct {
-		name    string
-		params  any
-		wantSDK bool
-	}{
-		{name: "put records", params: &kinesissdk.PutRecordsInput{Records: records, StreamName: aws.String("s")}},
-		{name: "dry run", params: &kinesissdk.PutRecordsInput{Records: records, DryRun: aws.Bool(true)}, wantSDK: true},
-		{name: "other operation", params: &kinesissdk.ListShardsInput{}, wantSDK: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			sdkCalled := false
-			sdk := middleware.SerializeMiddlewareFunc(operationSerializerID, func(ctx context.Context, in middleware.SerializeInput, next middleware.SerializeHandler) (middleware.SerializeOutput, middleware.Metadata, error) {
-				sdkCalled = true
-				return next.HandleSerialize(ctx, in)
-			})
-			m := &putRecordsSerializer{sdk: sdk, bodies: &putRecordsBodies{}}
-			var body []byte
-			var header http.Header
-			next := middleware.SerializeHandlerFunc(func(_ context.Context, in middleware.SerializeInput) (middleware.SerializeOutput, middleware.Metadata, error) {
-				req := in.Request.(*smithyhttp.Request)
-				header = req.Header.Clone()
-				if s := req.GetStream(); s != nil {
-					body, _ = io.ReadAll(s)
-				}
-				return middleware.SerializeOutput{}, middleware.Metadata{}, nil
-			})
-			in := middleware.SerializeInput{Parameters: tt.params, Request: smithyhttp.NewStackRequest()}
-			if _, _, err := m.HandleSerialize(context.Background(), in, next); err != nil {
-				t.Fatalf("HandleSerialize: %v", err)
-			}
-			if sdkCalled != tt.wantSDK {
-				t.Fatalf("SDK serializer called = %v, want %v", sdkCalled, tt.wantSDK)
-			}
-			if tt.wantSDK {
-				return
-			}
-			if want := `{"Records":[{"Data":"ZGF0YQ==","PartitionKey":"k"}],"StreamName":"s"}`; string(body) != want {
-				t.Errorf("body = %s, want %s", body, want)
-			}
-			if got := header.Get("Content-Type"); got != jsonContentType {
-				t.Errorf("Content-Type = %q", got)
-			}
-			if got := header.Get("X-Amz-Target"); got != putRecordsTarget {
-				t.Errorf("X-Amz-Target = %q", got)
-			}
-		})
-	}
-}
-
-// TestPutRecordsBodyLenFallback: inputs with members this client never sets go to the SDK.
-func TestPutRecordsBodyLenFallback(t *testing.T) {
-	t.Parallel()
-	k := aws.String("k")
-	tests := []struct {
-		name string
-		in   kinesissdk.PutRecordsInput
-		ok   bool
-	}{
-		{name: "plain", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{{Data: []byte{}, PartitionKey: k}}}, ok: true},
-		{name: "no records", in: kinesissdk.PutRecordsInput{}, ok: false},
-		{name: "dry run", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{}, DryRun: aws.Bool(true)}, ok: false},
-		{name: "stream id", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{}, StreamId: k}, ok: false},
-		{name: "nil data", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{{PartitionKey: k}}}, ok: false},
-		{name: "nil key", in: kinesissdk.PutRecordsInput{Records: []types.PutRecordsRequestEntry{{Data: []byte{}}}}, ok: false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			n, ok := putRecordsBodyLen(&tt.in)
-			if ok != tt.ok {
-				t.Fatalf("putRecordsBodyLen ok = %v, want %v", ok, tt.ok)
-			}
-			if ok {
-				if body := appendPutRecordsBody(nil, &tt.in); len(body) != n {
-					t.Errorf("body %q is %d bytes, computed %d", body, len(body), n)
-				}
-			}
-		})
-	}
-}
-
-// FuzzAppendJSONString: the computed length is the written one, the result is JSON, and the
-// string comes back as it was (valid UTF-8) or with U+FFFD for each invalid byte.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "k", `"\`, "\x00\x7f\u2028\u2029", "\xff", "ключ<>&"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		b := appendJSONString(nil, s)
-		if n := jsonStringLen(s); n != len(b) {
-			t.Fatalf("jsonStringLen(%q) = %d, wrote %d bytes %q", s, n, len(b), b)
-		}
-		var back string
-		if err := json.Unmarshal(b, &back); err != nil {
-			t.Fatalf("%q: %v", b, err)
-		}
-		// Each byte of invalid UTF-8 becomes U+FFFD, as a conversion to []rune does.
-		if want := string([]rune(s)); back != want {
-			t.Fatalf("%q came back as %q, want %q", s, back, want)
-		}
-	})
-}
-
-// TestAppendBase64 checks the fast encoder against encoding/base64 for every length up to a few
-// vector widths and some larger ones, random bytes, with and without room in dst.
-func TestAppendBase64(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, n := range append(seq(0, 200), 1000, 4095, 65536, 1<<20+7) {
-		src := make([]byte, n)
-		for i := range src {
-			src[i] = byte(rng.Uint32())
-		}
-		want := "pre" + base64.StdEncoding.EncodeToString(src)
-		for _, room := range []int{0, len(want)} {
-			dst := append(make([]byte, 0, 3+room), "pre"...)
-			if got := string(appendBase64(dst, src)); got != want {
-				t.Fatalf("%d bytes, room %d: base64 differs from encoding/base64", n, room)
-			}
-		}
-	}
-}
-
-// TestEncodeBase64EveryByte encodes every 3-byte group that matters to each output character
-// (every 6-bit value in every position of a group), in each block of the vector loop and in the
-// tail, with and without the AVX2 path.
-func TestEncodeBase64EveryByte(t *testing.T) {
-	avx2 := hasAVX2
-	t.Cleanup(func() { hasAVX2 = avx2 })
-	for _, use := range []bool{avx2, false} {
-		hasAVX2 = use
-		for v := range 256 {
-			for _, n := range []int{3, 27, 28, 51, 52, 100} {
-				for pos := range n {
-					src := make([]byte, n)
-					for i := range src {
-						src[i] = byte(i*37 + v)
-					}
-					src[pos] = byte(v)
-					want := base64.StdEncoding.EncodeToString(src)
-					dst := make([]byte, len(want))
-					encodeBase64(dst, src)
-					if string(dst) != want {
-						t.Fatalf("AVX2 %v, %d bytes, %#x at %d: %q, want %q", use, n, v, pos, dst, want)
-					}
-				}
-			}
-		}
-	}
-}
-
-func seq(from, to int) []int {
-	s := make([]int, 0, to-from)
-	for i := from; i < to; i++ {
-		s = append(s, i)
-	}
-	return s
-}
-
-// TestSafeRun compares safeRun with a loop over jsonSafe, with every byte value at every position
-// of strings of up to 40 bytes (and a second unsafe byte after the first).
-func TestSafeRun(t *testing.T) {
-	naive := func(s string) int {
-		i := 0
-		for i < len(s) && s[i] < utf8.RuneSelf && jsonSafe[s[i]] {
-			i++
-		}
-		return i
-	}
-	for n := 0; n <= 40; n++ {
-		base := make([]byte, n)
-		for i := range base {
-			base[i] = ' ' + byte(i*7%60) // printable ASCII; '"' and '\\' become 'x'
-			if base[i] == '"' || base[i] == '\\' {
-				base[i] = 'x'
-			}
-		}
-		if got := safeRun(string(base)); got != n {
-			t.Fatalf("%q: %d, want %d", base, got, n)
-		}
-		for pos := 0; pos < n; pos++ {
-			for c := range 256 {
-				b := append([]byte(nil), base...)
-				b[pos] = byte(c)
-				if pos+1 < n {
-					b[n-1] = 0x7f
-				}
-				if got, want := safeRun(string(b)), naive(string(b)); got != want {
-					t.Fatalf("%q: %d, want %d", b, got, want)
-				}
-			}
-		}
-	}
-}
-
-// BenchmarkAppendBase64 encodes 500 records of a container log line's size into one body, as a
-// request does, with appendBase64 and with segmentio/asm's encoder alone.
-func BenchmarkAppendBase64(b *testing.B) {
-	src := make([]byte, 395)
-	for i := range src {
-		src[i] = byte(i * 31)
-	}
-	body := make([]byte, 0, 500*base64.StdEncoding.EncodedLen(len(src)))
-	for _, bc := range []struct {
-		name   string
-		encode func(dst, src []byte)
-	}{
-		{"ours", encodeBase64},
-		{"segmentio", fastEncodeBase64},
-		{"stdlib", base64.StdEncoding.Encode},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.SetBytes(int64(500 * len(src)))
-			for b.Loop() {
-				dst := body[:0]
-				for range 500 {
-					n := len(dst)
-					dst = dst[:n+base64.StdEncoding.EncodedLen(len(src))]
-					bc.encode(dst[n:], src)
-				}
-			}
-		})
 	}
 }

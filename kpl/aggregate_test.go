@@ -1,4 +1,4 @@
-package kinesis
+package kpl
 
 import (
 	"bytes"
@@ -176,7 +176,7 @@ func TestAggregateRoundTrip(t *testing.T) {
 			{"mango", []byte("4")}, {"apple", []byte("5")},
 		}},
 		{"binary data", []userRecord{{"k", allBytes()}, {"k2", bytes.Repeat([]byte{0xF3, 0x89, 0x9A, 0xC2}, 40)}}},
-		{"unicode keys", []userRecord{{"ключ", []byte("x")}, {"键", []byte("y")}, {strings.Repeat("é", MaxPartitionKeyLen), []byte("z")}}},
+		{"unicode keys", []userRecord{{"ключ", []byte("x")}, {"键", []byte("y")}, {strings.Repeat("é", maxKeyChars), []byte("z")}}},
 		{"varint boundaries", []userRecord{
 			{"a", make([]byte, 127)}, {"a", make([]byte, 128)}, {"b", make([]byte, 16383)}, {"b", make([]byte, 16384)},
 		}},
@@ -269,7 +269,7 @@ func randomKeys(rng *rand.Rand, n int) []string {
 	keys := make([]string, n)
 	for i := range keys {
 		var b strings.Builder
-		chars := 1 + rng.IntN(MaxPartitionKeyLen)
+		chars := 1 + rng.IntN(maxKeyChars)
 		if rng.IntN(4) > 0 {
 			chars = 1 + rng.IntN(40)
 		}
@@ -353,9 +353,9 @@ func TestAggregateSizeAccounting(t *testing.T) {
 	}
 	for round := range 24 {
 		check()
-		maxSize := 1000 + rng.IntN(DefaultMaxRecordSize)
+		maxSize := 1000 + rng.IntN(defaultMaxSize)
 		if round%3 == 0 {
-			maxSize = DefaultMaxRecordSize
+			maxSize = defaultMaxSize
 		}
 		a = NewAggregator(maxSize)
 		keys := randomKeys(rng, 1+rng.IntN([]int{1, 5, 50, 500}[round%4]))
@@ -477,8 +477,8 @@ func TestAggregateSingle(t *testing.T) {
 func TestAggregateEmpty(t *testing.T) {
 	t.Parallel()
 	a := NewAggregator(0)
-	if a.MaxSize() != DefaultMaxRecordSize {
-		t.Errorf("MaxSize() = %d, want %d", a.MaxSize(), DefaultMaxRecordSize)
+	if a.MaxSize() != defaultMaxSize {
+		t.Errorf("MaxSize() = %d, want %d", a.MaxSize(), defaultMaxSize)
 	}
 	if got := a.Finish([]byte("x")); string(got) != "x" || a.Size() != 0 || a.PartitionKey() != "" || a.Len() != 0 {
 		t.Fatalf("empty aggregate: Finish = %q, Size() = %d, PartitionKey() = %q", got, a.Size(), a.PartitionKey())
@@ -574,3 +574,15 @@ func BenchmarkAggregate(b *testing.B) {
 		})
 	}
 }
+
+// allBytes is every byte value once.
+func allBytes() []byte {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+// maxKeyChars is the longest partition key Kinesis takes, in characters.
+const maxKeyChars = 256

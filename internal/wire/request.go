@@ -1,4 +1,4 @@
-package kinesis
+package wire
 
 import (
 	"bytes"
@@ -23,19 +23,19 @@ const (
 	jsonContentType       = "application/x-amz-json-1.1"
 )
 
-// putRecordsBodies is the pool of PutRecords request bodies, shared by the requests of one Client.
+// RequestBodies is the pool of PutRecords request bodies, shared by the requests of one Client.
 //
 // The SDK's serializer grows each body from zero by appends and copies it once more at the end:
 // for a request of a few hundred KB, that was most of the bytes the plugin allocated. This one
 // computes the exact size first and writes the JSON once, the base64 straight into the body.
-type putRecordsBodies struct{ pool sync.Pool } // *[]byte
+type RequestBodies struct{ pool sync.Pool } // *[]byte
 
-// install is an APIOptions function: it wraps the operation serializer of the stack so that a
+// Install is an APIOptions function: it wraps the operation serializer of the stack so that a
 // PutRecords request is serialized by putRecordsSerializer, and every other request by the SDK.
-func (b *putRecordsBodies) install(stack *middleware.Stack) error {
+func (b *RequestBodies) Install(stack *middleware.Stack) error {
 	sdk, ok := stack.Serialize.Get(operationSerializerID)
 	if !ok {
-		return fmt.Errorf("kinesis: no %q middleware to replace", operationSerializerID)
+		return fmt.Errorf("wire: no %q middleware to replace", operationSerializerID)
 	}
 	_, err := stack.Serialize.Swap(operationSerializerID, &putRecordsSerializer{sdk: sdk, bodies: b})
 	return err
@@ -45,10 +45,13 @@ func (b *putRecordsBodies) install(stack *middleware.Stack) error {
 // other input (or a PutRecords input with fields this client never sets) to the SDK's serializer.
 type putRecordsSerializer struct {
 	sdk    middleware.SerializeMiddleware
-	bodies *putRecordsBodies
+	bodies *RequestBodies
 }
 
 func (*putRecordsSerializer) ID() string { return operationSerializerID }
+
+// Unwrap returns the SDK's serializer, which serializes every request this one does not.
+func (m *putRecordsSerializer) Unwrap() middleware.SerializeMiddleware { return m.sdk }
 
 func (m *putRecordsSerializer) HandleSerialize(ctx context.Context, in middleware.SerializeInput, next middleware.SerializeHandler) (
 	middleware.SerializeOutput, middleware.Metadata, error,
@@ -74,7 +77,7 @@ func (m *putRecordsSerializer) HandleSerialize(ctx context.Context, in middlewar
 	if len(body) != size {
 		m.bodies.pool.Put(bp)
 		return middleware.SerializeOutput{}, middleware.Metadata{},
-			fmt.Errorf("kinesis: put records body is %d bytes, computed %d", len(body), size)
+			fmt.Errorf("wire: put records body is %d bytes, computed %d", len(body), size)
 	}
 
 	req.Method = http.MethodPost
@@ -87,7 +90,7 @@ func (m *putRecordsSerializer) HandleSerialize(ctx context.Context, in middlewar
 	sreq, err := req.SetStream(bytes.NewReader(body))
 	if err != nil {
 		m.bodies.pool.Put(bp)
-		return middleware.SerializeOutput{}, middleware.Metadata{}, fmt.Errorf("kinesis: set put records body: %w", err)
+		return middleware.SerializeOutput{}, middleware.Metadata{}, fmt.Errorf("wire: set put records body: %w", err)
 	}
 	*req = *sreq
 

@@ -1,4 +1,4 @@
-package kinesis
+package wire
 
 import (
 	"bytes"
@@ -20,19 +20,23 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
+// maxRecords is the most entries a PutRecords request carries, and so its response: the size
+// the result lists are made for.
+const maxRecords = 500
+
 // operationDeserializerID is the SDK's Deserialize-step middleware that decodes responses.
 const operationDeserializerID = "OperationDeserializer"
 
-// installPutRecordsDecoder is an APIOptions function: it wraps the operation deserializer of the
+// InstallResponseDecoder is an APIOptions function: it wraps the operation deserializer of the
 // stack so that a successful PutRecords response is decoded by putRecordsDecoder, and every other
 // response (errors included, whatever the operation) by the SDK.
 //
 // The SDK decodes through its generic schema-driven JSON reader, a few allocations per value: for
 // a 500-record response that was about 5% of the plugin's CPU. The response is flat and known.
-func installPutRecordsDecoder(stack *middleware.Stack) error {
+func InstallResponseDecoder(stack *middleware.Stack) error {
 	sdk, ok := stack.Deserialize.Get(operationDeserializerID)
 	if !ok {
-		return fmt.Errorf("kinesis: no %q middleware to replace", operationDeserializerID)
+		return fmt.Errorf("wire: no %q middleware to replace", operationDeserializerID)
 	}
 	_, err := stack.Deserialize.Swap(operationDeserializerID, &putRecordsDecoder{sdk: sdk})
 	return err
@@ -94,12 +98,12 @@ func getResultEntries(n int) []types.PutRecordsResultEntry {
 	if s, ok := resultEntries.get(); ok && cap(s) >= n {
 		return s
 	}
-	return make([]types.PutRecordsResultEntry, 0, max(n, MaxRecordsPerRequest))
+	return make([]types.PutRecordsResultEntry, 0, max(n, maxRecords))
 }
 
-// releaseResultEntries gives back the Records of an output once nothing reads them.
-func releaseResultEntries(s []types.PutRecordsResultEntry) {
-	if cap(s) < MaxRecordsPerRequest || cap(s) > 2*MaxRecordsPerRequest {
+// ReleaseResultEntries gives back the Records of an output once nothing reads them.
+func ReleaseResultEntries(s []types.PutRecordsResultEntry) {
+	if cap(s) < maxRecords || cap(s) > 2*maxRecords {
 		return // not one of ours, or an unusual response
 	}
 	clear(s) // the strings of this response

@@ -1,6 +1,6 @@
 //go:build !purego
 
-package kinesis
+package wire
 
 import (
 	"encoding/base64"

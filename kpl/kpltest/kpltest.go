@@ -1,0 +1,35 @@
+// Package kpltest holds shard fixtures for the tests of the packages that build or use shard maps.
+// Only tests import it.
+package kpltest
+
+import (
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// FourShards are four shards of equal size, as CreateStream makes them: the two top bits of a
+// key's MD5 pick its shard. Bounds computed by hand: 2^126 = 85070591730234615865843651857942052864.
+var FourShards = []types.Shard{
+	Shard("shardId-000000000000", "0", "85070591730234615865843651857942052863"),
+	Shard("shardId-000000000001", "85070591730234615865843651857942052864", "170141183460469231731687303715884105727"),
+	Shard("shardId-000000000002", "170141183460469231731687303715884105728", "255211775190703847597530955573826158591"),
+	Shard("shardId-000000000003", "255211775190703847597530955573826158592", "340282366920938463463374607431768211455"),
+}
+
+// Shard is an open shard with the hash key range start to end (decimal, inclusive).
+func Shard(id, start, end string) types.Shard {
+	return types.Shard{
+		ShardId:             aws.String(id),
+		HashKeyRange:        &types.HashKeyRange{StartingHashKey: aws.String(start), EndingHashKey: aws.String(end)},
+		SequenceNumberRange: &types.SequenceNumberRange{StartingSequenceNumber: aws.String("49590338271490256608559692538361571095921575989136588898")},
+	}
+}
+
+// Closed returns s closed: with an ending sequence number, as after a split or a merge.
+func Closed(s types.Shard) types.Shard {
+	s.SequenceNumberRange = &types.SequenceNumberRange{
+		StartingSequenceNumber: s.SequenceNumberRange.StartingSequenceNumber,
+		EndingSequenceNumber:   aws.String("49590338271512557353758223161503106814194224350642569250"),
+	}
+	return s
+}
