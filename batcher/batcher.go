@@ -45,11 +45,12 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/loglimit"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
@@ -120,14 +121,15 @@ func (e *DeliveryError) Is(target error) bool { return target == ErrNotDelivered
 // Unwrap returns the first request error.
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
-// DefaultLogInterval is the least time between two lines about failed flushes of one pool (one for
-// warnings, one for errors); the lines held back are counted in the next one.
-const DefaultLogInterval = time.Second
+// DefaultLogInterval is the least time between two lines of one kind from one pool (failed flushes
+// as warnings, as errors, skipped records, shard map changes); the lines held back are counted in
+// the next one.
+const DefaultLogInterval = 10 * time.Second
 
 // Options configure a Pool.
 type Options struct {
 	// MaxRecordSize is the stream's maximum record size (data + partition key); a larger record is
-	// skipped. 0 means kinesis.DefaultMaxRecordSize; it is capped at kinesis.MaxRequestBytes.
+	// skipped. 0 means limits.DefaultMaxRecordSize; it is capped at limits.MaxRequestBytes.
 	MaxRecordSize int
 	Record        record.Options
 	Logger        *slog.Logger // nil discards
@@ -135,8 +137,8 @@ type Options struct {
 	Retry Retry
 	// Ledger remembers partly delivered chunks; nil means NewLedger(0, 0).
 	Ledger *Ledger
-	// LogInterval rate-limits the lines about failed flushes; 0 means DefaultLogInterval, a
-	// negative value no limit.
+	// LogInterval rate-limits each kind of line a pool writes per flush; 0 means
+	// DefaultLogInterval, a negative value no limit.
 	LogInterval time.Duration
 
 	// PartitionKey is the record field whose value is each record's partition key; a record
@@ -171,54 +173,6 @@ type Result struct {
 	Earlier  int // delivered (or skipped) by an earlier flush of the same chunk: not sent again
 }
 
-// Stats are a pool's totals since NewPool, for the summary line at exit.
-type Stats struct {
-	Flushes         int64 // calls to Flush
-	NotDelivered    int64 // flushes that ended with ErrNotDelivered (the chunk is flushed again)
-	Records         int64 // events decoded
-	Requests        int64 // PutRecords requests sent
-	RequestErrors   int64 // requests that failed as a whole
-	RecordsSent     int64 // Kinesis records in the requests sent, resends included (an aggregate counts once)
-	BytesSent       int64 // their size (data + partition key)
-	Accepted        int64 // records accepted by Kinesis
-	Failed          int64 // records not accepted at the end of their flush (sent by a later flush)
-	Throttled       int64 // Kinesis record sends refused for throttling (each attempt counts)
-	Resent          int64 // Kinesis records sent again within a flush
-	Rejected        int64 // records in requests Kinesis refused as invalid
-	SkippedOversize int64 // records larger than MaxRecordSize
-	SkippedNoLogKey int64 // records without the log_key
-	SkippedInvalid  int64 // records the encoder rejected (e.g. not a map)
-	SkippedEarlier  int64 // records an earlier flush of the same chunk delivered (the ledger)
-	// RandomKeyFallback counts records given a random partition key because their partition_key
-	// field was missing, empty or not a scalar.
-	RandomKeyFallback int64
-	LedgerChunks      int64 // chunks the ledger holds now
-	LedgerEvicted     int64 // chunks the ledger forgot to stay within its bounds
-}
-
-// String is the summary line of the totals, e.g. for the exit log.
-func (s Stats) String() string {
-	fallback := ""
-	if s.RandomKeyFallback > 0 {
-		fallback = fmt.Sprintf("; %d records without a usable partition_key field got a random key", s.RandomKeyFallback)
-	}
-	return fmt.Sprintf("%d flushes (%d to be retried), %d records: %d accepted, %d not delivered, %d rejected, "+
-		"%d skipped (%d oversize, %d without log_key, %d invalid, %d delivered by an earlier flush); "+
-		"%d requests (%d failed) sent %d records, %d bytes; %d throttled, %d resent; "+
-		"ledger: %d chunks held, %d forgotten%s",
-		s.Flushes, s.NotDelivered, s.Records, s.Accepted, s.Failed, s.Rejected,
-		s.SkippedOversize+s.SkippedNoLogKey+s.SkippedInvalid+s.SkippedEarlier,
-		s.SkippedOversize, s.SkippedNoLogKey, s.SkippedInvalid, s.SkippedEarlier,
-		s.Requests, s.RequestErrors, s.RecordsSent, s.BytesSent, s.Throttled, s.Resent,
-		s.LedgerChunks, s.LedgerEvicted, fallback)
-}
-
-type counters struct {
-	flushes, notDelivered, records, requests, requestErrors, recordsSent, bytesSent, accepted,
-	failed, throttled, resent, rejected, skippedOversize, skippedNoLogKey, skippedInvalid,
-	skippedEarlier, randomKeyFallback atomic.Int64
-}
-
 // Pool hands each concurrent flush its own batcher. It is safe for concurrent use.
 type Pool struct {
 	putter        Putter
@@ -227,8 +181,9 @@ type Pool struct {
 	log           *slog.Logger
 	retry         Retry
 	ledger        *Ledger
-	warnLimit     logLimiter // lines about flushes with failures
-	errorLimit    logLimiter // lines about credentials, missing streams, rejected requests
+	warnLimit     loglimit.Limiter // lines about flushes with failures
+	errorLimit    loglimit.Limiter // lines about credentials, missing streams, rejected requests
+	skipLimit     loglimit.Limiter // lines about skipped records
 	keyPath       record.KeyPath
 	compression   compress.Kind
 	packing       packing
@@ -240,16 +195,17 @@ type Pool struct {
 	closed   bool
 	inflight sync.WaitGroup
 
-	stats counters
+	statsMu sync.Mutex
+	stats   Stats // the counts; the ledger's are read by Stats
 }
 
 // NewPool returns a pool sending through p.
 func NewPool(p Putter, o Options) *Pool {
 	max := o.MaxRecordSize
 	if max <= 0 {
-		max = kinesis.DefaultMaxRecordSize
+		max = limits.DefaultMaxRecordSize
 	}
-	max = min(max, kinesis.MaxRequestBytes)
+	max = min(max, limits.MaxRequestBytes)
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -280,15 +236,16 @@ func NewPool(p Putter, o Options) *Pool {
 		log:           log,
 		retry:         o.Retry.withDefaults(),
 		ledger:        ledger,
-		warnLimit:     logLimiter{every: every},
-		errorLimit:    logLimiter{every: every},
+		warnLimit:     loglimit.Limiter{Every: every},
+		errorLimit:    loglimit.Limiter{Every: every},
+		skipLimit:     loglimit.Limiter{Every: every},
 		keyPath:       o.PartitionKey,
 		compression:   o.Compression,
 		packing:       pk,
 		aggMaxSize:    aggregateLimit(max, o.Compression),
 	}
 	if pk == packKPL && !o.PartitionKey.IsZero() {
-		pool.shards = shardCache{lister: o.Shards, refresh: refresh, infoLimit: logLimiter{every: every}}
+		pool.shards = shardCache{lister: o.Shards, refresh: refresh, infoLimit: loglimit.Limiter{Every: every}}
 	}
 	return pool
 }
@@ -320,8 +277,7 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 		earlier, _ = p.ledger.Take(key)
 	}
 
-	b.shardMap = p.shardMap(ctx)
-	b.begin(tag, earlier)
+	b.begin(tag, earlier, p.shardMap(ctx))
 	b.dec.Reset(chunk)
 	var ev record.Event
 	for b.addNext(ctx, &ev) {
@@ -330,14 +286,14 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 	b.dec.Reset(nil) // do not keep the chunk alive
 	res, err := b.end(ctx, decErr)
 
-	if b.remember != nil {
+	if remember := b.f.remember; remember != nil {
+		b.f.remember = nil
 		if !hashed {
 			key = KeyOf(chunk, tag)
 		}
-		if n := p.ledger.Put(key, b.remember); n > 0 {
+		if n := p.ledger.Put(key, remember); n > 0 {
 			p.logLedgerEviction(n)
 		}
-		b.remember = nil
 	}
 	return res, err
 }
@@ -365,29 +321,18 @@ func (p *Pool) Close(ctx context.Context) error {
 
 // Stats returns the pool's totals.
 func (p *Pool) Stats() Stats {
-	s := &p.stats
-	return Stats{
-		Flushes:         s.flushes.Load(),
-		NotDelivered:    s.notDelivered.Load(),
-		Records:         s.records.Load(),
-		Requests:        s.requests.Load(),
-		RequestErrors:   s.requestErrors.Load(),
-		RecordsSent:     s.recordsSent.Load(),
-		BytesSent:       s.bytesSent.Load(),
-		Accepted:        s.accepted.Load(),
-		Failed:          s.failed.Load(),
-		Throttled:       s.throttled.Load(),
-		Resent:          s.resent.Load(),
-		Rejected:        s.rejected.Load(),
-		SkippedOversize: s.skippedOversize.Load(),
-		SkippedNoLogKey: s.skippedNoLogKey.Load(),
-		SkippedInvalid:  s.skippedInvalid.Load(),
-		SkippedEarlier:  s.skippedEarlier.Load(),
-		LedgerChunks:    int64(p.ledger.Len()),
-		LedgerEvicted:   p.ledger.Evicted(),
+	p.statsMu.Lock()
+	s := p.stats
+	p.statsMu.Unlock()
+	s.LedgerChunks, s.LedgerEvicted = int64(p.ledger.Len()), p.ledger.Evicted()
+	return s
+}
 
-		RandomKeyFallback: s.randomKeyFallback.Load(),
-	}
+// addStats adds a flush's counts to the pool's totals.
+func (p *Pool) addStats(s Stats) {
+	p.statsMu.Lock()
+	p.stats.add(s)
+	p.statsMu.Unlock()
 }
 
 func (p *Pool) acquire() (*batcher, error) {
@@ -406,7 +351,7 @@ func (p *Pool) acquire() (*batcher, error) {
 }
 
 // maxKeptArena bounds the buffer a batcher keeps between flushes: a full request and one record.
-const maxKeptArena = 2 * kinesis.MaxRequestBytes
+const maxKeptArena = 2 * limits.MaxRequestBytes
 
 func (p *Pool) release(b *batcher) {
 	if cap(b.arena) > maxKeptArena {
@@ -436,49 +381,9 @@ func (p *Pool) newBatcher() *batcher {
 		pool:    p,
 		enc:     record.NewEncoder(p.recordOpts),
 		keys:    kinesis.NewKeyGen(binary.LittleEndian.Uint64(seed[:])),
-		spans:   make([]span, 0, kinesis.MaxRecordsPerRequest),
-		entries: make([]kinesis.Entry, 0, kinesis.MaxRecordsPerRequest),
+		spans:   make([]span, 0, limits.MaxRecordsPerRequest),
+		entries: make([]kinesis.Entry, 0, limits.MaxRecordsPerRequest),
 		comp:    compress.New(p.compression),
 		keyStrs: make(map[string]string),
 	}
-}
-
-func (p *Pool) logLedgerEviction(n int) {
-	if ok, held := p.warnLimit.allow(time.Now()); ok {
-		p.log.Warn(fmt.Sprintf("ledger full (%d chunks): forgot the %d oldest partly delivered chunks; "+
-			"if flushed again, they are sent whole and their delivered records duplicated%s",
-			p.ledger.Len(), n, heldBack(held)))
-	}
-}
-
-// logLimiter lets a line through at most once per interval, and counts the lines it holds back.
-type logLimiter struct {
-	every time.Duration // <0: no limit
-
-	mu   sync.Mutex
-	next time.Time
-	held int
-}
-
-// allow reports whether a line may be written now, and how many were held back since the last.
-func (l *logLimiter) allow(now time.Time) (ok bool, held int) {
-	if l.every < 0 {
-		return true, 0
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Before(l.next) {
-		l.held++
-		return false, 0
-	}
-	l.next = now.Add(l.every)
-	held, l.held = l.held, 0
-	return true, held
-}
-
-func heldBack(n int) string {
-	if n == 0 {
-		return ""
-	}
-	return fmt.Sprintf(" (%d similar lines held back)", n)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
@@ -45,7 +46,7 @@ func (f *fakePutter) PutRecords(ctx context.Context, entries []kinesis.Entry) (k
 	for _, e := range entries {
 		size += e.Size()
 	}
-	if len(entries) == 0 || len(entries) > kinesis.MaxRecordsPerRequest || size > kinesis.MaxRequestBytes {
+	if len(entries) == 0 || len(entries) > limits.MaxRecordsPerRequest || size > limits.MaxRequestBytes {
 		f.t.Errorf("request with %d entries of %d bytes breaks the limits", len(entries), size)
 	}
 	cp := make([]kinesis.Entry, len(entries))
@@ -135,7 +136,7 @@ func packAll(t *testing.T, p *Pool, records [][]byte, decErr error) (*batcher, R
 	}
 	defer p.release(b)
 	ctx := context.Background()
-	b.begin("app.log", nil)
+	b.begin("app.log", nil, nil)
 	for _, r := range records {
 		b.add(ctx, r)
 	}
@@ -235,7 +236,7 @@ func TestPackRecordLimit(t *testing.T) {
 
 func TestPackByteLimit(t *testing.T) {
 	t.Parallel()
-	const half = kinesis.MaxRequestBytes / 20 // 512 KiB per record, 20 records fill a request
+	const half = limits.MaxRequestBytes / 20 // 512 KiB per record, 20 records fill a request
 	data := half - kinesis.KeyLen
 	tests := []struct {
 		name       string
@@ -243,17 +244,17 @@ func TestPackByteLimit(t *testing.T) {
 		wantCounts []int
 		wantBytes  []int
 	}{
-		{name: "exactly 10 MiB", sizes: repeat(20, data), wantCounts: []int{20}, wantBytes: []int{kinesis.MaxRequestBytes}},
+		{name: "exactly 10 MiB", sizes: repeat(20, data), wantCounts: []int{20}, wantBytes: []int{limits.MaxRequestBytes}},
 		{name: "one byte more", sizes: append(repeat(19, data), data+1), wantCounts: []int{19, 1},
 			wantBytes: []int{19 * half, half + 1}},
 		{name: "one byte more at the start", sizes: append([]int{data + 1}, repeat(19, data)...), wantCounts: []int{19, 1},
 			wantBytes: []int{19*half + 1, half}},
 		{name: "a small record filling the rest", sizes: append(repeat(19, data), data-kinesis.KeyLen-1, 1),
-			wantCounts: []int{21}, wantBytes: []int{kinesis.MaxRequestBytes}},
+			wantCounts: []int{21}, wantBytes: []int{limits.MaxRequestBytes}},
 		{name: "a small record one byte too many", sizes: append(repeat(19, data), data-kinesis.KeyLen-1, 2),
-			wantCounts: []int{20, 1}, wantBytes: []int{kinesis.MaxRequestBytes - kinesis.KeyLen - 1, kinesis.KeyLen + 2}},
-		{name: "max record size", sizes: repeat(25, kinesis.DefaultMaxRecordSize-kinesis.KeyLen),
-			wantCounts: []int{10, 10, 5}, wantBytes: []int{kinesis.MaxRequestBytes, kinesis.MaxRequestBytes, kinesis.MaxRequestBytes / 2}},
+			wantCounts: []int{20, 1}, wantBytes: []int{limits.MaxRequestBytes - kinesis.KeyLen - 1, kinesis.KeyLen + 2}},
+		{name: "max record size", sizes: repeat(25, limits.DefaultMaxRecordSize-kinesis.KeyLen),
+			wantCounts: []int{10, 10, 5}, wantBytes: []int{limits.MaxRequestBytes, limits.MaxRequestBytes, limits.MaxRequestBytes / 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,7 +297,7 @@ func TestPackRandom(t *testing.T) {
 	for i := range sizes {
 		switch rng.IntN(100) {
 		case 0:
-			sizes[i] = 1 + rng.IntN(kinesis.MaxRequestBytes-kinesis.KeyLen)
+			sizes[i] = 1 + rng.IntN(limits.MaxRequestBytes-kinesis.KeyLen)
 		case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10:
 			sizes[i] = 1 + rng.IntN(100_000)
 		default:
@@ -308,7 +309,7 @@ func TestPackRandom(t *testing.T) {
 		records[i] = bytes.Repeat([]byte{byte(i)}, n)
 	}
 	f := &fakePutter{t: t}
-	p := NewPool(f, Options{MaxRecordSize: kinesis.MaxRequestBytes})
+	p := NewPool(f, Options{MaxRecordSize: limits.MaxRequestBytes})
 	_, res, err := packAll(t, p, records, nil)
 	if err != nil || res.Accepted != len(records) {
 		t.Fatalf("result %+v, err %v", res, err)
@@ -318,7 +319,7 @@ func TestPackRandom(t *testing.T) {
 	counts, bytesPer := requestSizes(reqs)
 	for r := 0; r+1 < len(reqs); r++ {
 		next := reqs[r+1][0].Size()
-		if counts[r] < kinesis.MaxRecordsPerRequest && bytesPer[r]+next <= kinesis.MaxRequestBytes {
+		if counts[r] < limits.MaxRecordsPerRequest && bytesPer[r]+next <= limits.MaxRequestBytes {
 			t.Errorf("request %d (%d records, %d bytes) sent although the next record (%d bytes) fit", r, counts[r], bytesPer[r], next)
 		}
 	}
@@ -445,15 +446,16 @@ func TestFailingRecords(t *testing.T) {
 		}
 	}
 	for i := range records {
-		if b.remember.Has(i) == (i%10 == 3) {
-			t.Fatalf("ledger set: record %d delivered = %v", i, b.remember.Has(i))
+		if b.f.remember.Has(i) == (i%10 == 3) {
+			t.Fatalf("ledger set: record %d delivered = %v", i, b.f.remember.Has(i))
 		}
 	}
 	want := "WARN 100 of 1000 records failed (" + kinesis.CodeThroughputExceeded + " ×500), 100 not delivered after 5 attempts; chunk will be retried"
 	if lines := logs.all(); len(lines) != 1 || lines[0] != want {
 		t.Errorf("log = %q, want one line %q", lines, want)
 	}
-	if s := p.Stats(); s.Failed != 100 || s.Accepted != 900 || s.Resent != 400 || s.Throttled != 500 || s.NotDelivered != 1 {
+	if s := p.Stats(); s.Failed != 100 || s.Accepted != 900 || s.Resent != 400 || s.Throttled != 500 || s.NotDelivered != 1 ||
+		s.Requests != 6 || s.RequestsPartial != 6 {
 		t.Errorf("stats = %+v", s)
 	}
 }
@@ -511,7 +513,7 @@ func TestCanceledFlushSendsNothingMore(t *testing.T) {
 	defer p.release(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b.begin("t", nil)
+	b.begin("t", nil, nil)
 	for _, r := range numbered(700, 5) {
 		b.add(ctx, r)
 		if len(f.sent()) == 1 {
@@ -562,7 +564,7 @@ func TestErrorPrecedence(t *testing.T) {
 func TestArenaGrowth(t *testing.T) {
 	t.Parallel()
 	f := &fakePutter{t: t}
-	p := NewPool(f, Options{MaxRecordSize: kinesis.MaxRequestBytes})
+	p := NewPool(f, Options{MaxRecordSize: limits.MaxRequestBytes})
 	var records [][]byte
 	for n := 1; n < 4<<20; n *= 3 {
 		records = append(records, bytes.Repeat([]byte{byte(n)}, n))
@@ -589,7 +591,7 @@ func TestPackAllocs(t *testing.T) {
 	defer p.release(b)
 	ctx := context.Background()
 	run := func() {
-		b.begin("t", nil)
+		b.begin("t", nil, nil)
 		for _, r := range records {
 			b.add(ctx, r)
 		}
@@ -632,7 +634,7 @@ func TestCloseWaitsForFlushes(t *testing.T) {
 			return
 		}
 		defer p.release(b)
-		b.begin("t", nil)
+		b.begin("t", nil, nil)
 		b.add(context.Background(), []byte("x"))
 		res, err := b.end(context.Background(), nil)
 		done <- outcome{res, err}
@@ -694,7 +696,7 @@ func BenchmarkPack(b *testing.B) {
 	for _, size := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("records=10000/size=%d", size), func(b *testing.B) {
 			records := numbered(10000, size)
-			p := NewPool(nopPutterShared{codes: make([]string, kinesis.MaxRecordsPerRequest)}, Options{})
+			p := NewPool(nopPutterShared{codes: make([]string, limits.MaxRecordsPerRequest)}, Options{})
 			bt, err := p.acquire()
 			if err != nil {
 				b.Fatal(err)
@@ -704,7 +706,7 @@ func BenchmarkPack(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(records) * size))
 			for b.Loop() {
-				bt.begin("t", nil)
+				bt.begin("t", nil, nil)
 				for _, r := range records {
 					bt.add(ctx, r)
 				}

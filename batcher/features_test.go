@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -79,7 +80,7 @@ func TestPartitionKeyField(t *testing.T) {
 	}, nil)
 	logs := &logSink{}
 	f := &fakePutter{t: t}
-	p := NewPool(f, Options{PartitionKey: mustKeyPath(t, "kubernetes->pod_name"), Logger: slog.New(logs)})
+	p := NewPool(f, Options{PartitionKey: mustKeyPath(t, "kubernetes->pod_name"), Logger: slog.New(logs), LogInterval: -1})
 	for range 2 {
 		res, err := p.Flush(context.Background(), chunk, "app.log")
 		if err != nil || res != (Result{Records: 5, Accepted: 5}) {
@@ -110,6 +111,30 @@ func TestPartitionKeyField(t *testing.T) {
 	}
 	if n := countPrefix(logs.all(), `DEBUG 2 records without a usable partition_key "kubernetes->pod_name" field`); n != 2 {
 		t.Errorf("%d debug lines about fallbacks, want one per flush: %q", n, logs.all())
+	}
+}
+
+// TestSkipLinesRateLimited: flushes that skip records write one line per interval (loglimit's
+// tests cover what the next line says); the totals count every skipped record.
+func TestSkipLinesRateLimited(t *testing.T) {
+	t.Parallel()
+	chunk := bytes.Join([][]byte{
+		event(1, 0, msgMap("log", "kept")),
+		event(2, 0, msgMap("msg", "no log key")),
+	}, nil)
+	logs := &logSink{}
+	p := NewPool(&fakePutter{t: t}, Options{Record: record.Options{LogKey: "log"}, Logger: slog.New(logs), LogInterval: time.Hour})
+	for range 3 {
+		if _, err := p.Flush(context.Background(), chunk, "app.log"); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+	}
+	lines := logs.all()
+	if n := countPrefix(lines, `WARN skipped 1 records without log_key "log"`); n != 1 {
+		t.Errorf("%d lines about skipped records in one interval, want 1: %q", n, lines)
+	}
+	if s := p.Stats(); s.SkippedNoLogKey != 3 || s.Accepted != 3 {
+		t.Errorf("SkippedNoLogKey = %d, Accepted = %d; want 3 and 3", s.SkippedNoLogKey, s.Accepted)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
@@ -214,7 +215,7 @@ func BenchmarkFlush(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			c.opts.Record = record.Options{AppendNewline: true}
-			p := NewPool(nopPutterShared{codes: make([]string, kinesis.MaxRecordsPerRequest)}, c.opts)
+			p := NewPool(nopPutterShared{codes: make([]string, limits.MaxRecordsPerRequest)}, c.opts)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(chunk)))

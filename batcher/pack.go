@@ -2,708 +2,234 @@ package batcher
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"strings"
-	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
-	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
-// span locates one Kinesis record to send in a buffer (the arena or the retry arena). A Kinesis
-// record carries one event, or several when aggregated: it is accepted, failed, resent (the same
-// bytes) or rejected as a unit, and so are its events.
-type span struct {
-	off, n  int
-	key     string
-	shard   int // the shard of b.shardMap whose explicit hash key it is sent with, or noShard
-	ev, nev int // its events' indexes are b.events[ev : ev+nev]
+// What makes a Kinesis record of the encoded records: partition keys, compression and the two
+// kinds of aggregation. Every Kinesis record ends in commit, with the events it carries.
+
+// packing is how records become Kinesis records.
+type packing uint8
+
+const (
+	packPlain  packing = iota // one record per Kinesis record
+	packSimple                // simple_aggregation: records joined by newlines
+	packKPL                   // aggregation: KPL aggregated records
+)
+
+// maxInternedKeys bounds a batcher's table of partition keys: past it the table starts again
+// empty (the strings still in use stay valid: they are ordinary strings).
+const maxInternedKeys = 4096
+
+// direct reports whether records are encoded straight into the arena: plain and uncompressed.
+func (b *batcher) direct() bool {
+	return b.pool.packing == packPlain && b.pool.compression == compress.None
 }
 
-// noShard is the shard of a record sent without an explicit hash key: routed by its partition key.
-const noShard = -1
-
-func (s span) size() int { return s.n + len(s.key) } // kinesis.Entry.Size
-
-// batcher packs one flush's records into requests, sends them, and resends those Kinesis did not
-// accept. It belongs to one flush at a time; its buffers are reused from flush to flush.
-//
-// The first pass encodes the records into one arena. The entries of a request are sliced out of it
-// only when the request is sent, so that growing the arena (which may move it) never leaves an
-// entry pointing to the old array; after the request the arena is reused from its start. Records
-// Kinesis did not accept are copied, with their partition keys, to the retry arena; each later pass
-// sends the retry arena's records again and compacts those that fail again to its front.
-type batcher struct {
-	pool *Pool
-	dec  record.Decoder
-	enc  *record.Encoder
-	keys *kinesis.KeyGen
-
-	comp    *compress.Compressor
-	raw     []byte            // one encoded record, when it is not encoded straight into the arena
-	scratch []byte            // a finished aggregate, before it is compressed into the arena
-	keyBuf  []byte            // the partition key field's value, before it is interned
-	keyStrs map[string]string // interned partition keys, see recordKey
-	one     [1]int            // the event list of a record that carries one event
-
-	joined    []byte // simple_aggregation: the records joined so far
-	joinedEvs []int  // and their events
-
-	groups        []*aggGroup   // aggregation: one per shard of shardMap (one when it is nil)
-	ngroups       int           // the groups in use this flush
-	shardMap      *kpl.ShardMap // this flush's shard map, nil when aggregation is not shard-aware
-	shardsChanged bool          // this flush found shardMap out of date, see checkShard
-
-	arena   []byte          // the pending request's data, then possibly one record being added
-	spans   []span          // the pending request's records
-	events  []int           // per flush: the event indexes of the records committed, see span
-	pending int             // the pending request's size (data + partition keys)
-	entries []kinesis.Entry // scratch for the request being sent
-
-	retryArena []byte // data of the records to send again, in event order
-	retry      []span // those records
-
-	// Per flush.
-	tag       string
-	res       Result
-	earlier   Bitset             // events delivered by an earlier flush of this chunk (the ledger's)
-	attempt   int                // the pass being sent: 1 for the first
-	halted    bool               // a request of this pass failed as a whole: the pass sends nothing more
-	stop      bool               // the policy refused a resend: the flush sends nothing more
-	stopClass kinesis.ErrorClass // why
-	stopErr   error              // the error that made it stop, if any
-	unsent    []int              // records given up because of stop
-	rejected  []int              // records in requests Kinesis refused as invalid
-	invalid   []int              // records the encoder refused
-	remember  Bitset             // set by end when the ledger must remember the chunk
-
-	firstSent, firstFailed int // records of the first pass, and those it did not deliver
-	codes                  codeTally
-	firstErr               error // the first request error
-	rejectErr              error // the first request error of class rejected
-	rejectShape            string
-	throttled, resent      int
-	requests, requestErrs  int
-	recordsSent, bytesSent int
-
-	oversize     int // events skipped as larger than the maximum record size
-	largest      int // the largest oversize record
-	randomKeys   int // events without a usable partition_key field, given a random key
-	noLogKey     int
-	firstInvalid error
-}
-
-// begin starts a flush of a chunk with this tag; earlier holds the events an earlier flush of the
-// same chunk delivered, which are not sent again.
-func (b *batcher) begin(tag string, earlier Bitset) {
-	b.arena, b.spans, b.pending, b.events = b.arena[:0], b.spans[:0], 0, b.events[:0]
-	b.joined, b.joinedEvs = b.joined[:0], b.joinedEvs[:0]
-	b.prepareGroups()
-	b.shardsChanged = false
-	b.retryArena, b.retry = b.retryArena[:0], b.retry[:0]
-	b.tag, b.res, b.earlier = tag, Result{}, earlier
-	b.attempt, b.halted, b.stop, b.stopClass, b.stopErr = 1, false, false, 0, nil
-	b.unsent, b.rejected, b.invalid, b.remember = b.unsent[:0], b.rejected[:0], b.invalid[:0], nil
-	b.firstSent, b.firstFailed, b.codes = 0, 0, codeTally{}
-	b.firstErr, b.rejectErr, b.rejectShape = nil, nil, ""
-	b.throttled, b.resent, b.requests, b.requestErrs, b.recordsSent, b.bytesSent = 0, 0, 0, 0, 0, 0
-	b.oversize, b.largest, b.noLogKey, b.firstInvalid, b.randomKeys = 0, 0, 0, nil, 0
-}
-
-// addNext decodes the next event of the chunk and adds it to the flush's records, unless an
-// earlier flush of the chunk delivered it; it returns false at the end of the chunk or at a
-// decoding error (b.dec.Err). A plain record without compression is encoded straight into the
-// arena; otherwise it is encoded into b.raw, then compressed or aggregated (see place). Decoding
-// and encoding are one pass over the record (record.Decoder.NextAppend).
-func (b *batcher) addNext(ctx context.Context, ev *record.Event) bool {
-	idx := b.res.Records
-	if b.earlier.Has(idx) {
-		if !b.dec.Next(ev) {
-			return false
-		}
-		b.res.Records++
-		b.res.Earlier++
-		return true
+// recordKey returns the partition key the partition_key field gives the record body: "" when
+// partition_key is not set (the packing picks a random key), a new random key when the field is
+// missing or unusable (counted). Keys are interned per batcher: records usually share a few keys
+// (a pod, a host), and a key must stay valid until its record's request and resends are done,
+// which a string does; a new key costs one allocation, a known one a map lookup.
+func (b *batcher) recordKey(body []byte) string {
+	if b.pool.keyPath.IsZero() {
+		return ""
 	}
-	if b.direct() {
-		start := len(b.arena)
-		out, ok, err := b.dec.NextAppend(b.enc, b.arena, ev)
-		if !ok {
-			return false
-		}
-		b.res.Records++
-		if err != nil {
-			// b.arena[:start] is intact whatever NextAppend returned: append never writes below len.
-			b.arena = b.arena[:start]
-			b.skipInvalid(idx, err)
-			return true
-		}
-		b.arena = out
-		key := b.recordKey(ev.Body)
-		if key == "" {
-			key = b.keys.Next()
-		}
-		b.one[0] = idx
-		b.commit(ctx, start, key, noShard, b.one[:])
-		return true
-	}
-	raw, ok, err := b.dec.NextAppend(b.enc, b.raw[:0], ev)
+	k, ok := b.pool.keyPath.Append(b.keyBuf[:0], body)
 	if !ok {
-		return false
+		b.f.stats.RandomKeyFallback++
+		return b.keys.Next()
 	}
-	b.res.Records++
-	if err != nil {
-		b.skipInvalid(idx, err)
-		return true
+	b.keyBuf = k
+	if s, ok := b.keyStrs[string(k)]; ok {
+		return s
 	}
-	b.raw = raw
-	key := ""
-	if b.pool.packing != packSimple { // simple_aggregation gives each Kinesis record a random key
-		key = b.recordKey(ev.Body)
+	if len(b.keyStrs) >= maxInternedKeys {
+		clear(b.keyStrs)
 	}
-	b.place(ctx, idx, raw, key)
-	return true
+	s := string(k)
+	b.keyStrs[s] = s
+	return s
 }
 
-// add adds one already encoded record to the flush's records, with a random partition key. Flush
-// uses addNext; tests and benchmarks use add to drive the packing without the record package.
-func (b *batcher) add(ctx context.Context, data []byte) { b.addKeyed(ctx, data, "") }
-
-// addKeyed is add with a partition key ("" for a random one).
-func (b *batcher) addKeyed(ctx context.Context, data []byte, key string) {
-	idx := b.res.Records
-	b.res.Records++
-	if b.earlier.Has(idx) {
-		b.res.Earlier++
-		return
-	}
-	if b.direct() {
-		if key == "" {
-			key = b.keys.Next()
-		}
-		start := len(b.arena)
-		b.arena = append(b.arena, data...)
+// place adds the encoded record of event idx, data (not in the arena), with its partition key
+// ("" for a random one), as the packing says.
+func (b *batcher) place(ctx context.Context, idx int, data []byte, key string) {
+	switch b.pool.packing {
+	case packSimple:
+		b.addJoined(ctx, idx, data)
+	case packKPL:
+		b.addUser(ctx, idx, data, key)
+	default:
 		b.one[0] = idx
-		b.commit(ctx, start, key, noShard, b.one[:])
-		return
+		b.appendRecord(ctx, data, key, noShard, b.one[:])
 	}
-	b.place(ctx, idx, data, key)
 }
 
-// commit makes the Kinesis record in b.arena[start:], which carries the events evs, part of the
-// pending request, sending the pending request first when the record would break one of its
-// limits. It is sent with the explicit hash key of shard (of b.shardMap), unless shard is noShard.
-// A record larger than the maximum record size is dropped, and its events counted as oversize.
-// evs is copied.
-func (b *batcher) commit(ctx context.Context, start int, key string, shard int, evs []int) {
-	n := len(b.arena) - start
-	size := n + len(key) // kinesis.Entry.Size
-	if size > b.pool.maxRecordSize {
+// appendRecord compresses data (not in the arena) into the arena as one Kinesis record carrying the
+// events evs, and commits it (for shard, see commit); key "" means a random one.
+func (b *batcher) appendRecord(ctx context.Context, data []byte, key string, shard int, evs []int) {
+	if key == "" {
+		key = b.keys.Next()
+	}
+	start := len(b.arena)
+	out, err := b.comp.Append(b.arena, data)
+	if err != nil {
 		b.arena = b.arena[:start]
-		b.oversize += len(evs)
-		b.largest = max(b.largest, size)
+		for _, i := range evs {
+			b.skipInvalid(i, err)
+		}
 		return
 	}
-	if len(b.spans) == kinesis.MaxRecordsPerRequest || b.pending+size > kinesis.MaxRequestBytes {
-		b.send(ctx)
-		// The new record becomes the first of the next request.
-		copy(b.arena, b.arena[start:])
-		b.arena = b.arena[:n]
-		start = 0
-	}
-	ev := len(b.events)
-	b.events = append(b.events, evs...)
-	b.spans = append(b.spans, span{off: start, n: n, key: key, shard: shard, ev: ev, nev: len(evs)})
-	b.pending += size
+	b.arena = out
+	b.commit(ctx, start, key, shard, evs)
 }
 
-// eventsOf returns the indexes of the events s carries.
-func (b *batcher) eventsOf(s span) []int { return b.events[s.ev : s.ev+s.nev] }
-
-// send sends the first pass's pending request, if any. It leaves the arena alone: the caller
-// decides what it keeps.
-func (b *batcher) send(ctx context.Context) {
-	if len(b.spans) == 0 {
-		return
-	}
-	b.firstSent += len(b.spans)
-	b.put(ctx, b.arena, b.spans, b.pending)
-	b.spans, b.pending = b.spans[:0], 0
-}
-
-// put sends spans, whose data is in buf, as one request (unless the pass is halted or the flush
-// stopped) and disposes of every record according to the answer: accepted, rejected, kept for the
-// next pass, or given up.
-func (b *batcher) put(ctx context.Context, buf []byte, spans []span, size int) {
-	if err := ctx.Err(); err != nil && !b.stop { // a cancelled flush sends nothing more
-		b.stopWith(kinesis.Classify(err), err)
-	}
-	if b.halted || b.stop {
-		if b.attempt == 1 {
-			b.firstFailed += len(spans)
-		}
-		b.codes.add("not sent", len(spans))
-		for _, s := range spans {
-			b.fail(buf, s)
-		}
-		return
-	}
-	entries := b.entries[:0]
-	for _, s := range spans {
-		// Cap each slice at its end, so that no Putter can append over the next record.
-		e := kinesis.Entry{Data: buf[s.off : s.off+s.n : s.off+s.n], PartitionKey: s.key}
-		if s.shard != noShard {
-			e.ExplicitHashKey = b.shardMap.Shard(s.shard).ExplicitHashKey()
-		}
-		entries = append(entries, e)
-	}
-	b.entries = entries
-	defer clear(entries) // keep neither the data nor the keys alive
-
-	res, err := b.pool.putter.PutRecords(ctx, entries)
-	b.requests++
-	b.recordsSent += len(spans)
-	b.bytesSent += size
-	if b.attempt > 1 {
-		b.resent += len(spans)
-	}
-	if err == nil && len(res.ErrorCodes) != len(entries) {
-		err = fmt.Errorf("batcher: %d results for %d records: %w", len(res.ErrorCodes), len(entries), kinesis.ErrMalformedResponse)
-	}
-	if err != nil {
-		b.requestFailed(ctx, err, buf, spans)
-		return
-	}
-	shardIDs := res.ShardIDs
-	if len(shardIDs) != len(entries) {
-		shardIDs = nil // a Putter that does not report shards
-	}
-	for i, code := range res.ErrorCodes {
-		if code == "" {
-			b.res.Accepted += spans[i].nev
-			if shardIDs != nil && spans[i].shard != noShard {
-				b.checkShard(spans[i].shard, shardIDs[i])
-			}
-			continue
-		}
-		b.codes.add(code, 1)
-		if kinesis.IsThrottlingCode(code) {
-			b.throttled++
-		}
-		if b.attempt == 1 {
-			b.firstFailed++
-		}
-		switch class := kinesis.ClassifyCode(code); {
-		case class == kinesis.ClassRejected:
-			b.rejected = append(b.rejected, b.eventsOf(spans[i])...)
-			continue
-		case !b.stop && !b.pool.retry.CheckRetry(ctx, class):
-			b.stopWith(class, nil)
-		}
-		b.fail(buf, spans[i])
-	}
-}
-
-// checkShard checks that Kinesis put a record sent with the explicit hash key of shard i of
-// b.shardMap in that shard, gotID ("" when not reported). If it did not, the stream's shards have
-// changed since the map was listed, and the pool lists them again at its next flush; this flush
-// goes on with its map.
+// addJoined adds a record to the simple_aggregation record being joined, sending that one first
+// when the record would make it too large. Each record ends with a newline: the encoder's when
+// append_newline is on, one added here otherwise, so that consumers can always split them.
 //
-// The record was accepted, and is not sent again (that would duplicate it). But it is an aggregate
-// built for a shard that no longer exists as listed: a consumer that deaggregates with the KCL
-// drops its user records whose partition keys fall outside the range of the shard it landed in
-// (after a split, those of the other child). The KPL has the same window; listing the shards again
-// as soon as one answer reveals the change limits it to the requests in flight during a
-// resharding, instead of up to a refresh period of them.
-//
-// Only the shard ID tells: a resharding never makes Kinesis refuse a record with a valid explicit
-// hash key (every hash key is in some open shard), so no error code (InvalidArgumentException,
-// ResourceNotFoundException) means the map is out of date.
-func (b *batcher) checkShard(i int, gotID string) {
-	if b.shardsChanged || gotID == "" {
-		return
+// The size is checked before compressing, with the compressed size's upper bound (exact without
+// compression): the joined record is compressed once, and always fits. A record too large alone
+// by that bound is sent alone at once: commit checks its actual compressed size, and skips it if
+// it is too large.
+func (b *batcher) addJoined(ctx context.Context, idx int, data []byte) {
+	n := len(data)
+	if !b.pool.recordOpts.AppendNewline {
+		n++
 	}
-	if want := b.shardMap.Shard(i).ID; gotID != want {
-		b.shardsChanged = true
-		b.pool.shardMapChanged(b.shardMap, want, gotID)
+	if len(b.joinedEvs) > 0 && !b.joinedFits(len(b.joined)+n) {
+		b.finishJoined(ctx)
+	}
+	b.joined = append(b.joined, data...)
+	if !b.pool.recordOpts.AppendNewline {
+		b.joined = append(b.joined, '\n')
+	}
+	b.joinedEvs = append(b.joinedEvs, idx)
+	if !b.joinedFits(len(b.joined)) {
+		b.finishJoined(ctx)
 	}
 }
 
-// requestFailed handles a request that failed as a whole. A rejected request's records are given
-// up; otherwise the pass stops sending (a failing endpoint is not sent the rest of the chunk
-// request after request, each waiting for its timeout) and, if the policy allows, the records
-// wait for the next pass.
-func (b *batcher) requestFailed(ctx context.Context, err error, buf []byte, spans []span) {
-	b.requestErrs++
-	if b.firstErr == nil {
-		b.firstErr = err
+// joinedFits reports whether n bytes of joined records surely fit one Kinesis record once
+// compressed, with a random key.
+func (b *batcher) joinedFits(n int) bool {
+	return b.pool.compression.Bound(n)+kinesis.KeyLen <= b.pool.maxRecordSize
+}
+
+// finishJoined sends the joined records, if any, as one Kinesis record with a random key.
+func (b *batcher) finishJoined(ctx context.Context) {
+	if len(b.joinedEvs) == 0 {
+		return
 	}
-	code := kinesis.ErrorCode(err)
-	b.codes.add(code, len(spans))
-	if kinesis.IsThrottlingCode(code) {
-		b.throttled += len(spans)
+	b.appendRecord(ctx, b.joined, "", noShard, b.joinedEvs)
+	b.joined, b.joinedEvs = b.joined[:0], b.joinedEvs[:0]
+}
+
+// aggGroup is one KPL aggregate being built: one per shard when aggregation is shard-aware.
+type aggGroup struct {
+	agg   *kpl.Aggregator
+	evs   []int  // the events of its user records
+	key   string // the random key its user records share, when they have none of their own
+	shard int    // its shard in b.f.shardMap, whose explicit hash key it is sent with, or noShard
+}
+
+// aggregateLimit is the size limit of an aggregate before compression such that, compressed, it
+// fits maxSize: maxSize less what compressing maxSize bytes may add at worst (which is at least
+// what compressing fewer bytes may add).
+func aggregateLimit(maxSize int, kind compress.Kind) int {
+	return maxSize - (kind.Bound(maxSize) - maxSize)
+}
+
+// prepareGroups readies the groups of a flush: one per shard of b.f.shardMap, or one. They are
+// empty: every flush finishes its aggregates.
+func (b *batcher) prepareGroups() {
+	if b.pool.packing != packKPL {
+		return
 	}
-	if b.attempt == 1 {
-		b.firstFailed += len(spans)
+	n := 1
+	if b.f.shardMap != nil {
+		n = b.f.shardMap.Len()
 	}
-	class := kinesis.Classify(err)
-	if class == kinesis.ClassRejected {
-		if b.rejectErr == nil {
-			b.rejectErr, b.rejectShape = err, requestShape(b.entries)
+	for len(b.groups) < n {
+		b.groups = append(b.groups, &aggGroup{agg: kpl.NewAggregator(b.pool.aggMaxSize)})
+	}
+	for i := range n {
+		b.groups[i].shard = noShard
+		if b.f.shardMap != nil {
+			b.groups[i].shard = i
 		}
-		for _, s := range spans {
-			b.rejected = append(b.rejected, b.eventsOf(s)...)
+	}
+	b.ngroups = n
+}
+
+// addUser adds a user record to the aggregate of its shard (or the only one), finishing that
+// aggregate first when it is full. key "" means the record has no key of its own: it takes the
+// aggregate's random key, shared by all its user records, since a consumer such as the KCL drops
+// the user records whose keys do not hash to the aggregate's shard. A record too large to be
+// aggregated alone is sent as a plain record (or skipped as oversize).
+func (b *batcher) addUser(ctx context.Context, idx int, data []byte, key string) {
+	g := b.groups[0]
+	if b.f.shardMap != nil && key != "" {
+		g = b.groups[b.f.shardMap.Lookup(key)]
+	}
+	shared := key == ""
+	if shared {
+		if g.key == "" {
+			g.key = b.keys.Next()
 		}
+		key = g.key
+	}
+	switch g.agg.Add(data, key) {
+	case kpl.Added:
+		g.evs = append(g.evs, idx)
 		return
-	}
-	if b.pool.retry.CheckRetry(ctx, class) {
-		b.halted = true
-	} else {
-		b.stopWith(class, err)
-	}
-	for _, s := range spans {
-		b.fail(buf, s)
-	}
-}
-
-// stopWith makes the flush send nothing more, because of an error of class (err, when known).
-func (b *batcher) stopWith(class kinesis.ErrorClass, err error) {
-	if !b.stop {
-		b.stop, b.stopClass, b.stopErr = true, class, err
-	}
-}
-
-// fail keeps a record that was not delivered for the next pass, copying it to the retry arena, or
-// gives it up when the flush will send nothing more.
-//
-// During a resend, buf is the retry arena itself and b.retry, b.retryArena were truncated before
-// the pass: each record is then moved towards the front (memmove), never over a record not yet
-// handled, because a record's new place never comes after its old one.
-func (b *batcher) fail(buf []byte, s span) {
-	old := s.off
-	if b.stop {
-		b.unsent = append(b.unsent, b.eventsOf(s)...)
-		return
-	}
-	s.off = len(b.retryArena)
-	b.retry = append(b.retry, s)
-	b.retryArena = append(b.retryArena, buf[old:old+s.n]...)
-}
-
-// resend sends the records that failed again, in passes packed under the request limits, with the
-// policy's backoff before each pass, until all are delivered or the policy says stop.
-func (b *batcher) resend(ctx context.Context) {
-	pol := &b.pool.retry
-	windowEnd := time.Now().Add(pol.Window)
-	for len(b.retry) > 0 && !b.stop && b.attempt < pol.MaxAttempts {
-		if !b.wait(ctx, pol.Backoff(b.attempt+1), windowEnd) {
+	case kpl.AggregateFull:
+		b.finishGroup(ctx, g)
+		if shared {
+			g.key = b.keys.Next()
+			key = g.key
+		}
+		if g.agg.Add(data, key) == kpl.Added {
+			g.evs = append(g.evs, idx)
 			return
 		}
-		b.attempt++
-		b.halted = false
-		src, buf := b.retry, b.retryArena
-		b.retry, b.retryArena = src[:0], buf[:0] // refilled in place by fail, see there
-		for i := 0; i < len(src); {
-			j, size := i, 0
-			for j < len(src) && j-i < kinesis.MaxRecordsPerRequest && size+src[j].size() <= kinesis.MaxRequestBytes {
-				size += src[j].size()
-				j++
-			}
-			b.put(ctx, buf, src[i:j], size)
-			i = j
-		}
 	}
+	b.one[0] = idx
+	b.appendRecord(ctx, data, key, noShard, b.one[:])
 }
 
-// wait sleeps d before a pass, and reports whether the pass may go: not when the sleep would end
-// after the retry window or the context's deadline, nor when the context ends first.
-func (b *batcher) wait(ctx context.Context, d time.Duration, windowEnd time.Time) bool {
-	if err := ctx.Err(); err != nil {
-		b.stopWith(kinesis.ClassCanceled, err)
-		return false
-	}
-	end := time.Now().Add(d)
-	if end.After(windowEnd) {
-		return false
-	}
-	if deadline, ok := ctx.Deadline(); ok && !end.Before(deadline) {
-		return false
-	}
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		b.stopWith(kinesis.Classify(ctx.Err()), ctx.Err())
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// skipInvalid counts a record the encoder rejected: every encoder error concerns that record
-// only (record.ErrMissingLogKey, ErrNotMap, ErrTooDeep, ErrNestedKey, a malformed body).
-func (b *batcher) skipInvalid(idx int, err error) {
-	if errors.Is(err, record.ErrMissingLogKey) {
-		b.noLogKey++
-		return
-	}
-	b.invalid = append(b.invalid, idx)
-	if b.firstInvalid == nil {
-		b.firstInvalid = err
-	}
-}
-
-// end sends what is pending, resends what failed, logs the flush's summary, adds it to the pool's
-// totals and returns the flush's result (see Pool.Flush for the error). When the chunk is to be
-// flushed again, it sets b.remember to the events not to send again.
-func (b *batcher) end(ctx context.Context, decErr error) (Result, error) {
-	b.finishPending(ctx)
-	b.send(ctx)
-	b.arena = b.arena[:0]
-	b.resend(ctx)
-	b.res.Failed = len(b.unsent)
-	for _, s := range b.retry {
-		b.res.Failed += s.nev
-	}
-	b.res.Rejected = len(b.rejected)
-	b.res.Skipped = b.oversize + b.noLogKey + len(b.invalid)
-	res := b.res
-
-	var err error
-	switch {
-	case res.Failed > 0:
-		de := &DeliveryError{
-			Failed:    res.Failed,
-			Total:     res.Records - res.Skipped - res.Earlier,
-			Attempts:  b.attempt,
-			Code:      b.codes.first(),
-			Class:     kinesis.ClassRetryable,
-			Err:       b.firstErr,
-			DecodeErr: decErr,
-		}
-		if b.stop {
-			de.Class = b.stopClass
-			if de.Err == nil {
-				de.Err = b.stopErr
-			}
-		}
-		err = de
-		b.remember = b.doneSet()
-	case res.Rejected > 0:
-		total := res.Records - res.Skipped - res.Earlier
-		if b.rejectErr != nil {
-			err = fmt.Errorf("%w: %d of %d records refused as invalid: %w", ErrRejected, res.Rejected, total, b.rejectErr)
+// finishGroup sends g's aggregate, if any, as one Kinesis record carrying all its events (an
+// aggregate of one user record is sent as that plain record, which is smaller, as the KPL does),
+// and empties it.
+func (b *batcher) finishGroup(ctx context.Context, g *aggGroup) {
+	switch g.agg.Len() {
+	case 0:
+	case 1:
+		data, key, _ := g.agg.Single()
+		b.appendRecord(ctx, data, key, noShard, g.evs)
+	default:
+		key := g.agg.PartitionKey()
+		if b.pool.compression == compress.None {
+			start := len(b.arena)
+			b.arena = g.agg.Finish(b.arena)
+			b.commit(ctx, start, key, g.shard, g.evs)
 		} else {
-			err = fmt.Errorf("%w: %d of %d records refused as invalid (%s)", ErrRejected, res.Rejected, total, b.codes.first())
+			b.scratch = g.agg.Finish(b.scratch[:0])
+			b.appendRecord(ctx, b.scratch, key, g.shard, g.evs)
 		}
-	case decErr != nil:
-		err = fmt.Errorf("%w: %w", ErrBadChunk, decErr)
-	case len(b.invalid) > 0:
-		// A record that cannot be encoded never will be: the chunk is undeliverable as a whole,
-		// though its other records were sent.
-		err = fmt.Errorf("%w: %d of %d records cannot be encoded, first: %w", ErrBadChunk, len(b.invalid), res.Records, b.firstInvalid)
 	}
-
-	s := &b.pool.stats
-	s.flushes.Add(1)
-	if res.Failed > 0 {
-		s.notDelivered.Add(1)
-	}
-	s.records.Add(int64(res.Records))
-	s.requests.Add(int64(b.requests))
-	s.requestErrors.Add(int64(b.requestErrs))
-	s.recordsSent.Add(int64(b.recordsSent))
-	s.bytesSent.Add(int64(b.bytesSent))
-	s.accepted.Add(int64(res.Accepted))
-	s.failed.Add(int64(res.Failed))
-	s.throttled.Add(int64(b.throttled))
-	s.resent.Add(int64(b.resent))
-	s.rejected.Add(int64(res.Rejected))
-	s.skippedOversize.Add(int64(b.oversize))
-	s.skippedNoLogKey.Add(int64(b.noLogKey))
-	s.skippedInvalid.Add(int64(len(b.invalid)))
-	s.skippedEarlier.Add(int64(res.Earlier))
-	s.randomKeyFallback.Add(int64(b.randomKeys))
-
-	b.logSkips()
-	b.logFailures(res, err)
-	b.tag, b.earlier, b.firstErr, b.rejectErr, b.stopErr, b.firstInvalid = "", nil, nil, nil, nil, nil
-	b.shardMap = nil
-	clear(b.retry[:cap(b.retry)]) // keep no partition keys alive
-	return res, err
+	g.agg.Reset()
+	g.evs, g.key = g.evs[:0], ""
 }
 
-// doneSet returns the set of events that need not be sent again: all but those not delivered,
-// rejected or not encodable (the latter two are tried again, and fail the chunk again, on the next
-// flush: a rejection is not expected to change, but if it does the record is delivered). It
-// returns nil when the set is empty: a chunk of which nothing was delivered (an outage) is not
-// worth an entry, which could push a useful one out of the ledger.
-func (b *batcher) doneSet() Bitset {
-	if b.res.Failed+b.res.Rejected+len(b.invalid) == b.res.Records {
-		return nil
+// finishPending sends the aggregates still being built, at the end of a flush.
+func (b *batcher) finishPending(ctx context.Context) {
+	b.finishJoined(ctx)
+	for _, g := range b.groups[:b.ngroups] {
+		b.finishGroup(ctx, g)
 	}
-	done := fullBitset(b.res.Records)
-	for _, s := range b.retry {
-		for _, i := range b.eventsOf(s) {
-			done.clear(i)
-		}
-	}
-	for _, lists := range [][]int{b.unsent, b.rejected, b.invalid} {
-		for _, i := range lists {
-			done.clear(i)
-		}
-	}
-	return done
-}
-
-// logFailures writes at most one line about a flush whose sends failed: how many records of how
-// many, the error codes, whether the resends delivered them, and what happens to the chunk. It is
-// a warning for transient failures, an error for credentials, missing streams and rejected
-// requests; the lines are rate-limited per pool.
-func (b *batcher) logFailures(res Result, err error) {
-	if b.firstFailed == 0 && res.Failed == 0 && res.Rejected == 0 {
-		return
-	}
-	serious := res.Rejected > 0
-	var de *DeliveryError
-	if errors.As(err, &de) && (de.Class == kinesis.ClassCredentials || de.Class == kinesis.ClassNotFound) {
-		serious = true
-	}
-	limiter := &b.pool.warnLimit
-	if serious {
-		limiter = &b.pool.errorLimit
-	}
-	ok, held := limiter.allow(time.Now())
-	if !ok {
-		return
-	}
-
-	var msg strings.Builder
-	fmt.Fprintf(&msg, "%d of %d records failed (%s)", b.firstFailed, b.firstSent, b.codes.String())
-	switch {
-	case res.Failed == 0 && res.Rejected == 0:
-		fmt.Fprintf(&msg, ", resent: all delivered after %d attempts", b.attempt)
-	case res.Failed > 0:
-		fmt.Fprintf(&msg, ", %d not delivered after %d attempts", res.Failed, b.attempt)
-		switch {
-		case de != nil && de.Class != kinesis.ClassRetryable:
-			fmt.Fprintf(&msg, " (%s)", de.Class)
-		case b.attempt < b.pool.retry.MaxAttempts:
-			msg.WriteString(" (retry window over)")
-		}
-	}
-	if res.Rejected > 0 {
-		fmt.Fprintf(&msg, ", %d rejected by Kinesis as invalid", res.Rejected)
-		if b.rejectErr != nil {
-			fmt.Fprintf(&msg, " (%s, request id %q): request of %s", kinesis.ErrorCode(b.rejectErr),
-				kinesis.RequestID(b.rejectErr), b.rejectShape)
-		}
-	}
-	if res.Earlier > 0 {
-		fmt.Fprintf(&msg, "; %d records were delivered by an earlier flush of this chunk", res.Earlier)
-	}
-	switch {
-	case res.Failed > 0:
-		msg.WriteString("; chunk will be retried")
-	case err != nil:
-		msg.WriteString("; chunk will be dropped")
-	}
-	// The request error's text helps with network and credential problems; a rejected
-	// request's text may quote its data, so only its code and shape are logged.
-	if b.firstErr != nil && b.firstErr != b.rejectErr {
-		msg.WriteString("; first error: " + b.firstErr.Error())
-	}
-	msg.WriteString(heldBack(held))
-
-	log, tag := b.pool.log, slog.String("tag", b.tag)
-	if serious {
-		log.Error(msg.String(), tag)
-	} else {
-		log.Warn(msg.String(), tag)
-	}
-}
-
-// requestShape describes a request without its data: records, bytes, the largest record and the
-// partition keys' lengths.
-func requestShape(entries []kinesis.Entry) string {
-	size, largest, minKey, maxKey := 0, 0, 0, 0
-	for i, e := range entries {
-		size += e.Size()
-		largest = max(largest, e.Size())
-		if k := len(e.PartitionKey); i == 0 || k < minKey {
-			minKey = k
-		}
-		maxKey = max(maxKey, len(e.PartitionKey))
-	}
-	return fmt.Sprintf("%d records, %d bytes, largest record %d bytes, partition keys of %d to %d bytes",
-		len(entries), size, largest, minKey, maxKey)
-}
-
-// logSkips writes at most one line per reason for the records the flush skipped.
-func (b *batcher) logSkips() {
-	log, tag := b.pool.log, slog.String("tag", b.tag)
-	if b.oversize > 0 {
-		log.Warn(fmt.Sprintf("skipped %d records larger than max_record_size %d bytes (largest %d bytes) in a chunk of tag %q",
-			b.oversize, b.pool.maxRecordSize, b.largest, b.tag), tag)
-	}
-	if b.noLogKey > 0 {
-		log.Warn(fmt.Sprintf("skipped %d records without log_key %q in a chunk of tag %q",
-			b.noLogKey, b.pool.recordOpts.LogKey, b.tag), tag)
-	}
-	if b.randomKeys > 0 {
-		log.Debug(fmt.Sprintf("%d records without a usable partition_key %q field got a random partition key in a chunk of tag %q",
-			b.randomKeys, b.pool.keyPath.String(), b.tag), tag)
-	}
-	// Records that cannot be encoded make the flush fail with ErrBadChunk, logged by the caller;
-	// when a delivery failure takes precedence, they are reported on the retry.
-}
-
-// codeTally counts failed record sends by error code, in the order the codes first appeared;
-// a few codes are kept, the rest summed as others.
-type codeTally struct {
-	codes  [4]string
-	counts [4]int
-	others int
-}
-
-func (t *codeTally) add(code string, n int) {
-	for i := range t.codes {
-		switch t.codes[i] {
-		case code:
-			t.counts[i] += n
-			return
-		case "":
-			t.codes[i], t.counts[i] = code, n
-			return
-		}
-	}
-	t.others += n
-}
-
-// first returns the first code counted, or "".
-func (t *codeTally) first() string { return t.codes[0] }
-
-// String is e.g. "ProvisionedThroughputExceededException ×230, InternalFailure ×10".
-func (t *codeTally) String() string {
-	var sb strings.Builder
-	for i, c := range t.codes {
-		if c == "" {
-			break
-		}
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		fmt.Fprintf(&sb, "%s ×%d", c, t.counts[i])
-	}
-	if t.others > 0 {
-		fmt.Fprintf(&sb, ", others ×%d", t.others)
-	}
-	return sb.String()
 }

@@ -149,34 +149,3 @@ func TestRetryTiming(t *testing.T) {
 		})
 	}
 }
-
-func TestLogLimiter(t *testing.T) {
-	t.Parallel()
-	l := logLimiter{every: time.Second}
-	t0 := time.Unix(1000, 0)
-	steps := []struct {
-		at       time.Duration
-		ok       bool
-		heldBack int
-	}{
-		{0, true, 0},
-		{100 * time.Millisecond, false, 0},
-		{999 * time.Millisecond, false, 0},
-		{time.Second, true, 2},
-		{1500 * time.Millisecond, false, 0},
-		{5 * time.Second, true, 1},
-		{6 * time.Second, true, 0},
-	}
-	for _, s := range steps {
-		ok, held := l.allow(t0.Add(s.at))
-		if ok != s.ok || held != s.heldBack {
-			t.Errorf("at %v: allow = %v, %d; want %v, %d", s.at, ok, held, s.ok, s.heldBack)
-		}
-	}
-	unlimited := logLimiter{every: -1}
-	for range 3 {
-		if ok, _ := unlimited.allow(t0); !ok {
-			t.Error("a negative interval limits")
-		}
-	}
-}

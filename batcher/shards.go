@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/loglimit"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
 )
@@ -43,7 +44,7 @@ type shardCache struct {
 	// changed is the last map a flush found out of date: while it is m, the next flush lists the
 	// shards again. Atomic, so that a flush that notices never waits for a listing in progress.
 	changed   atomic.Pointer[kpl.ShardMap]
-	infoLimit logLimiter // lines about changed shard maps
+	infoLimit loglimit.Limiter // lines about changed shard maps
 }
 
 // shardMap returns the shard map for a flush: nil when aggregation is not shard-aware. It lists the
@@ -88,9 +89,9 @@ func (p *Pool) shardMap(ctx context.Context) *kpl.ShardMap {
 		if last != nil {
 			what = "with the last shard map"
 		}
-		if ok, held := p.warnLimit.allow(now); ok {
+		if ok, held := p.warnLimit.Allow(now); ok {
 			p.log.Warn(fmt.Sprintf("aggregation: listing the stream's shards failed, aggregating %s until it succeeds: %v%s",
-				what, err, heldBack(held)))
+				what, err, loglimit.HeldBack(held)))
 		}
 	}
 	return c.m.Load()
@@ -106,8 +107,8 @@ func (p *Pool) shardMapChanged(m *kpl.ShardMap, wantID, gotID string) {
 	if c.m.Load() != m || c.changed.Swap(m) == m {
 		return // an older map, or already noticed
 	}
-	if ok, held := c.infoLimit.allow(time.Now()); ok {
+	if ok, held := c.infoLimit.Allow(time.Now()); ok {
 		p.log.Info(fmt.Sprintf("aggregation: Kinesis put an aggregate sent to shard %q in shard %q: the stream's "+
-			"shards have changed, listing them again at the next flush%s", wantID, gotID, heldBack(held)))
+			"shards have changed, listing them again at the next flush%s", wantID, gotID, loglimit.HeldBack(held)))
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/timefmt"
 )
@@ -76,14 +77,14 @@ const (
 	DefaultCompression        = compress.None
 	DefaultAggregation        = false
 	DefaultSimpleAggregation  = false
-	DefaultMaxRecordSize      = 1 << 20 // 1 MiB, the Kinesis default record size limit
+	DefaultMaxRecordSize      = limits.DefaultMaxRecordSize
 )
 
 // Bounds of max_record_size. Kinesis accepts records of up to 1 MiB by
 // default, and up to 10 MiB on a stream whose MaxRecordSizeInKiB was raised.
 const (
-	MinMaxRecordSize = 1 << 20
-	MaxMaxRecordSize = 10 << 20
+	MinMaxRecordSize = limits.DefaultMaxRecordSize
+	MaxMaxRecordSize = limits.MaxMaxRecordSize
 )
 
 // Kinesis stream names: 1-128 characters of [a-zA-Z0-9_.-] (StreamName in

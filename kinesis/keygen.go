@@ -3,7 +3,7 @@ package kinesis
 import "math/rand/v2"
 
 // KeyLen is the length of a random partition key: 16 characters of 6 bits each (96 random bits),
-// far below MaxPartitionKeyLen, and spread uniformly over the hash key space of every shard.
+// far below limits.MaxPartitionKeyLen, and spread uniformly over the hash key space of every shard.
 const KeyLen = 16
 
 // keyAlphabet has 64 characters, so 6 random bits pick one with exactly uniform probability.

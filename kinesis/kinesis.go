@@ -1,10 +1,13 @@
-// Package kinesis is the AWS side of the plugin: it owns the Kinesis Data Streams client (AWS SDK v2
-// PutRecords), credentials (default chain, profile, AssumeRole through STS), custom endpoints, the
-// retry policy of one request, error classification, the PutRecords limits and random partition keys.
+// Package kinesis is the AWS side of the plugin: the Kinesis Data Streams client (AWS SDK v2), its
+// credentials (default chain, profile, AssumeRole through STS), custom endpoints, the retry policy
+// of one request, the classification of errors, random partition keys, and the calls the plugin
+// makes: PutRecords, and ListShards for shard-aware aggregation.
 //
-// It does not know about Fluent Bit, chunks or records: it sends the entries it is given, in one
-// request, and reports per entry what Kinesis answered. Batching, resending failed entries and
-// backoff belong to package batcher.
+// It sends the entries it is given in one request and reports per entry what Kinesis answered. It
+// does not know about Fluent Bit, chunks or records; batching, resending failed entries and backoff
+// belong to package batcher. The bytes of a PutRecords request and response are package
+// internal/wire's, the connections package internal/transport's, the limits package
+// kinesis/limits's, and the KPL format and shard map package kpl's.
 package kinesis
 
 import (
@@ -28,21 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/wire"
-)
-
-// PutRecords limits, from the Kinesis Data Streams API reference
-// (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html).
-const (
-	// MaxRecordsPerRequest: "Each PutRecords request can support up to 500 records."
-	MaxRecordsPerRequest = 500
-	// MaxRequestBytes: "... up to a limit of 10 MiB for the entire request, including partition keys."
-	MaxRequestBytes = 10 << 20
-	// MaxPartitionKeyLen: "Partition keys are Unicode strings with a maximum length limit of 256
-	// characters for each key."
-	MaxPartitionKeyLen = 256
-	// DefaultMaxRecordSize is a stream's default maximum record size (data blob plus partition key),
-	// 1 MiB; a stream may be configured for up to 10 MiB (UpdateMaxRecordSize).
-	DefaultMaxRecordSize = 1 << 20
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
 
 // DefaultHTTPTimeout is the timeout of one HTTP request when Options.HTTPTimeout is not set.
@@ -58,7 +47,7 @@ const (
 
 var (
 	// ErrRequestTooLarge: PutRecords was called with more entries or bytes than one request may
-	// carry (MaxRecordsPerRequest, MaxRequestBytes). Nothing was sent. It is a caller bug.
+	// carry (limits.MaxRecordsPerRequest, limits.MaxRequestBytes). Nothing was sent. It is a caller bug.
 	ErrRequestTooLarge = errors.New("kinesis: request exceeds the PutRecords limits")
 	// ErrMalformedResponse: Kinesis answered with a number of results that does not match the
 	// number of entries sent, so they cannot be matched by index. Which entries were accepted is
@@ -307,14 +296,14 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 	if len(entries) == 0 {
 		return PutResult{}, nil
 	}
-	if len(entries) > MaxRecordsPerRequest {
+	if len(entries) > limits.MaxRecordsPerRequest {
 		return PutResult{}, fmt.Errorf("kinesis: put records: %d records: %w", len(entries), ErrRequestTooLarge)
 	}
 	size := 0
 	for i := range entries {
 		size += entries[i].Size()
 	}
-	if size > MaxRequestBytes {
+	if size > limits.MaxRequestBytes {
 		return PutResult{}, fmt.Errorf("kinesis: put records: %d bytes: %w", size, ErrRequestTooLarge)
 	}
 
@@ -374,7 +363,7 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 }
 
 // noErrorCodes is the ErrorCodes of every result that accepted all of its entries (read-only).
-var noErrorCodes = make([]string, MaxRecordsPerRequest)
+var noErrorCodes = make([]string, limits.MaxRecordsPerRequest)
 
 func (c *Client) putBuf(buf *requestBuf) {
 	// Drop references to the caller's data before the buffer waits in the pool.

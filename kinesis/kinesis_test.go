@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
 
 const (
@@ -218,7 +219,7 @@ func TestPutRecordsSendsExactBytes(t *testing.T) {
 	entries := []Entry{
 		{Data: []byte("{\"a\":\"b\"}\n"), PartitionKey: "key-1"},
 		{Data: allBytes(), PartitionKey: "ключ"},
-		{Data: []byte("x"), PartitionKey: strings.Repeat("k", MaxPartitionKeyLen)},
+		{Data: []byte("x"), PartitionKey: strings.Repeat("k", limits.MaxPartitionKeyLen)},
 	}
 	res, err := c.PutRecords(context.Background(), entries)
 	if err != nil {
@@ -483,7 +484,7 @@ func TestPutRecordsLimits(t *testing.T) {
 	if res, err := c.PutRecords(ctx, nil); err != nil || res.FailedCount != 0 || len(res.ErrorCodes) != 0 {
 		t.Errorf("PutRecords(nil) = %+v, %v; want an empty result", res, err)
 	}
-	tooMany := make([]Entry, MaxRecordsPerRequest+1)
+	tooMany := make([]Entry, limits.MaxRecordsPerRequest+1)
 	for i := range tooMany {
 		tooMany[i] = Entry{Data: []byte("d"), PartitionKey: "k"}
 	}
@@ -491,8 +492,8 @@ func TestPutRecordsLimits(t *testing.T) {
 		t.Errorf("501 records: err = %v, want ErrRequestTooLarge", err)
 	}
 	big := []Entry{
-		{Data: make([]byte, MaxRequestBytes/2), PartitionKey: "k"},
-		{Data: make([]byte, MaxRequestBytes/2-1), PartitionKey: "k"},
+		{Data: make([]byte, limits.MaxRequestBytes/2), PartitionKey: "k"},
+		{Data: make([]byte, limits.MaxRequestBytes/2-1), PartitionKey: "k"},
 	}
 	if _, err := c.PutRecords(ctx, big); !errors.Is(err, ErrRequestTooLarge) {
 		t.Errorf("10 MiB + 1 byte: err = %v, want ErrRequestTooLarge", err)
@@ -502,12 +503,12 @@ func TestPutRecordsLimits(t *testing.T) {
 	}
 
 	// Exactly at both limits, and an empty blob, go through.
-	exact := make([]Entry, MaxRecordsPerRequest)
-	per := MaxRequestBytes / MaxRecordsPerRequest
+	exact := make([]Entry, limits.MaxRecordsPerRequest)
+	per := limits.MaxRequestBytes / limits.MaxRecordsPerRequest
 	for i := range exact {
 		exact[i] = Entry{Data: bytes.Repeat([]byte{'x'}, per-1), PartitionKey: "k"}
 	}
-	exact[0].Data = append(exact[0].Data, bytes.Repeat([]byte{'y'}, MaxRequestBytes-per*MaxRecordsPerRequest)...)
+	exact[0].Data = append(exact[0].Data, bytes.Repeat([]byte{'y'}, limits.MaxRequestBytes-per*limits.MaxRecordsPerRequest)...)
 	exact[1].Data = nil
 	exact[1].PartitionKey = strings.Repeat("k", per)
 	res, err := c.PutRecords(ctx, exact)
@@ -519,8 +520,8 @@ func TestPutRecordsLimits(t *testing.T) {
 	for _, e := range got {
 		size += e.Size()
 	}
-	if len(got) != MaxRecordsPerRequest || size != MaxRequestBytes {
-		t.Errorf("server got %d records of %d bytes, want %d of %d", len(got), size, MaxRecordsPerRequest, MaxRequestBytes)
+	if len(got) != limits.MaxRecordsPerRequest || size != limits.MaxRequestBytes {
+		t.Errorf("server got %d records of %d bytes, want %d of %d", len(got), size, limits.MaxRecordsPerRequest, limits.MaxRequestBytes)
 	}
 	if len(got[1].Data) != 0 {
 		t.Errorf("empty record arrived as %q", got[1].Data)

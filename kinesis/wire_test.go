@@ -21,6 +21,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
 
 // sentRequest is one request as the HTTP client received it, after signing.
@@ -201,11 +202,11 @@ func TestPutRecordsBodyMatchesSDK(t *testing.T) {
 			{Data: []byte("b"), PartitionKey: "\n\r\t\b\f\x00\x01\x1f\x7f"},
 			{Data: []byte("c"), PartitionKey: "<html>&amp;</html>"},
 			{Data: []byte("d"), PartitionKey: "invalid \xff\xfe utf-8 \xe2\x82"},
-			{Data: []byte("e"), PartitionKey: strings.Repeat("\"\\", MaxPartitionKeyLen/2)},
+			{Data: []byte("e"), PartitionKey: strings.Repeat("\"\\", limits.MaxPartitionKeyLen/2)},
 		}},
 		{name: "empty data", stream: "s", entries: []Entry{{Data: []byte{}, PartitionKey: "k"}, {Data: nil, PartitionKey: "k"}}},
 		{name: "1 MiB data", stream: "s", entries: []Entry{{Data: mib, PartitionKey: "k"}}},
-		{name: "500 records", stream: "s", entries: randomEntries(r, MaxRecordsPerRequest)},
+		{name: "500 records", stream: "s", entries: randomEntries(r, limits.MaxRecordsPerRequest)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

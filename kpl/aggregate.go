@@ -3,6 +3,7 @@ package kpl
 import (
 	"crypto/md5"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -98,10 +99,10 @@ type Aggregator struct {
 }
 
 // NewAggregator returns an aggregator whose records are at most maxSize bytes (data plus
-// partition key); maxSize <= 0 means 1 MiB, a stream's default maximum record size.
+// partition key); maxSize <= 0 means limits.DefaultMaxRecordSize.
 func NewAggregator(maxSize int) *Aggregator {
 	if maxSize <= 0 {
-		maxSize = defaultMaxSize
+		maxSize = limits.DefaultMaxRecordSize
 	}
 	return &Aggregator{maxSize: maxSize}
 }
@@ -271,6 +272,3 @@ func recordSize(keyIndex, dataLen int) int {
 func recordEntrySize(keyIndex, dataLen int) int {
 	return protowire.SizeTag(aggRecords) + protowire.SizeBytes(recordSize(keyIndex, dataLen))
 }
-
-// defaultMaxSize is a stream's default maximum record size, 1 MiB.
-const defaultMaxSize = 1 << 20

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -176,7 +177,7 @@ func TestAggregateRoundTrip(t *testing.T) {
 			{"mango", []byte("4")}, {"apple", []byte("5")},
 		}},
 		{"binary data", []userRecord{{"k", allBytes()}, {"k2", bytes.Repeat([]byte{0xF3, 0x89, 0x9A, 0xC2}, 40)}}},
-		{"unicode keys", []userRecord{{"ключ", []byte("x")}, {"键", []byte("y")}, {strings.Repeat("é", maxKeyChars), []byte("z")}}},
+		{"unicode keys", []userRecord{{"ключ", []byte("x")}, {"键", []byte("y")}, {strings.Repeat("é", limits.MaxPartitionKeyLen), []byte("z")}}},
 		{"varint boundaries", []userRecord{
 			{"a", make([]byte, 127)}, {"a", make([]byte, 128)}, {"b", make([]byte, 16383)}, {"b", make([]byte, 16384)},
 		}},
@@ -269,7 +270,7 @@ func randomKeys(rng *rand.Rand, n int) []string {
 	keys := make([]string, n)
 	for i := range keys {
 		var b strings.Builder
-		chars := 1 + rng.IntN(maxKeyChars)
+		chars := 1 + rng.IntN(limits.MaxPartitionKeyLen)
 		if rng.IntN(4) > 0 {
 			chars = 1 + rng.IntN(40)
 		}
@@ -353,9 +354,9 @@ func TestAggregateSizeAccounting(t *testing.T) {
 	}
 	for round := range 24 {
 		check()
-		maxSize := 1000 + rng.IntN(defaultMaxSize)
+		maxSize := 1000 + rng.IntN(limits.DefaultMaxRecordSize)
 		if round%3 == 0 {
-			maxSize = defaultMaxSize
+			maxSize = limits.DefaultMaxRecordSize
 		}
 		a = NewAggregator(maxSize)
 		keys := randomKeys(rng, 1+rng.IntN([]int{1, 5, 50, 500}[round%4]))
@@ -477,8 +478,8 @@ func TestAggregateSingle(t *testing.T) {
 func TestAggregateEmpty(t *testing.T) {
 	t.Parallel()
 	a := NewAggregator(0)
-	if a.MaxSize() != defaultMaxSize {
-		t.Errorf("MaxSize() = %d, want %d", a.MaxSize(), defaultMaxSize)
+	if a.MaxSize() != limits.DefaultMaxRecordSize {
+		t.Errorf("MaxSize() = %d, want %d", a.MaxSize(), limits.DefaultMaxRecordSize)
 	}
 	if got := a.Finish([]byte("x")); string(got) != "x" || a.Size() != 0 || a.PartitionKey() != "" || a.Len() != 0 {
 		t.Fatalf("empty aggregate: Finish = %q, Size() = %d, PartitionKey() = %q", got, a.Size(), a.PartitionKey())
@@ -583,6 +584,3 @@ func allBytes() []byte {
 	}
 	return b
 }
-
-// maxKeyChars is the longest partition key Kinesis takes, in characters.
-const maxKeyChars = 256

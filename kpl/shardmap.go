@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
 
 // Kinesis routes a record to the shard whose hash key range holds the record's hash key: its
@@ -30,9 +31,8 @@ import (
 // may succeed.
 var ErrShardMap = errors.New("kpl: inconsistent shard map")
 
-// maxKeyBytes bounds a partition key in bytes: Kinesis allows 256 characters, at most 4 bytes
-// each in UTF-8.
-const maxKeyBytes = 4 * 256
+// maxKeyBytes bounds a partition key in bytes: at most 4 bytes a character in UTF-8.
+const maxKeyBytes = 4 * limits.MaxPartitionKeyLen
 
 // hashKey is a 128-bit hash key: hi holds the most significant 64 bits.
 type hashKey struct{ hi, lo uint64 }

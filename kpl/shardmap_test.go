@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl/kpltest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -237,7 +238,7 @@ func TestShardMapLookupAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := []string{"a", "orders-api-7d9f8b6c5d-x0001", strings.Repeat("键", maxKeyChars)}
+	keys := []string{"a", "orders-api-7d9f8b6c5d-x0001", strings.Repeat("键", limits.MaxPartitionKeyLen)}
 	n := 0
 	if allocs := testing.AllocsPerRun(100, func() {
 		for _, k := range keys {

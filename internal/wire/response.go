@@ -18,11 +18,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
-
-// maxRecords is the most entries a PutRecords request carries, and so its response: the size
-// the result lists are made for.
-const maxRecords = 500
 
 // operationDeserializerID is the SDK's Deserialize-step middleware that decodes responses.
 const operationDeserializerID = "OperationDeserializer"
@@ -98,12 +95,12 @@ func getResultEntries(n int) []types.PutRecordsResultEntry {
 	if s, ok := resultEntries.get(); ok && cap(s) >= n {
 		return s
 	}
-	return make([]types.PutRecordsResultEntry, 0, max(n, maxRecords))
+	return make([]types.PutRecordsResultEntry, 0, max(n, limits.MaxRecordsPerRequest))
 }
 
 // ReleaseResultEntries gives back the Records of an output once nothing reads them.
 func ReleaseResultEntries(s []types.PutRecordsResultEntry) {
-	if cap(s) < maxRecords || cap(s) > 2*maxRecords {
+	if cap(s) < limits.MaxRecordsPerRequest || cap(s) > 2*limits.MaxRecordsPerRequest {
 		return // not one of ours, or an unusual response
 	}
 	clear(s) // the strings of this response

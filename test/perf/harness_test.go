@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/chunk"
 )
 
@@ -122,9 +123,9 @@ func floorPerRecord(data [][]byte) time.Duration {
 	best := time.Duration(1<<63 - 1)
 	for range 3 {
 		start := time.Now()
-		for off := 0; off < len(data); off += kinesis.MaxRecordsPerRequest {
+		for off := 0; off < len(data); off += limits.MaxRecordsPerRequest {
 			body = append(body[:0], `{"Records":[`...)
-			for i, d := range data[off:min(off+kinesis.MaxRecordsPerRequest, len(data))] {
+			for i, d := range data[off:min(off+limits.MaxRecordsPerRequest, len(data))] {
 				if i > 0 {
 					body = append(body, ',')
 				}
