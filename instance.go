@@ -12,6 +12,7 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/batcher"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/config"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/loglimit"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
@@ -45,15 +46,17 @@ type instance struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	summary *summary
+	// errLimit limits the lines about flushes that failed for a reason the batcher does not log.
+	errLimit loglimit.Limiter
 
 	closeOnce sync.Once
 }
 
-// newInstance parses the configuration and builds the client and the pool.
-// Every failure is logged here, once.
-func newInstance(g config.Getter, name string) (*instance, error) {
+// newInstance parses the configuration and builds the client and the pool of
+// the instance name of the output plugin. Every failure is logged here, once.
+func newInstance(g config.Getter, plugin, name string) (*instance, error) {
 	level, ok := parseLogLevel(os.Getenv(LogLevelEnv))
-	log := newLogger(os.Stderr, name, level)
+	log := newLogger(os.Stderr, plugin, name, level)
 	if !ok {
 		log.Warn(fmt.Sprintf("invalid %s value %q: want off, error, warn, info, debug or trace; logging at info",
 			LogLevelEnv, os.Getenv(LogLevelEnv)))
@@ -102,7 +105,8 @@ func newInstance(g config.Getter, name string) (*instance, error) {
 	logFeatures(log, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &instance{name: name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
-		summary: startSummary(log, summaryInterval, pool.Stats)}, nil
+		summary:  startSummary(log, summaryInterval, pool.Stats),
+		errLimit: loglimit.Limiter{Every: batcher.DefaultLogInterval}}, nil
 }
 
 // logFeatures writes one line per packing feature that is on, saying what it does.
@@ -149,11 +153,18 @@ func (i *instance) outcome(err error, tag string) outcome {
 		// batcher has logged the request's shape.
 		return outcomeDrop
 	case errors.Is(err, batcher.ErrBadChunk):
-		i.log.Error(fmt.Sprintf("tag %q: %v: the readable records were delivered, the chunk is dropped", tag, err))
+		i.logError(fmt.Sprintf("tag %q: %v: the readable records were delivered, the chunk is dropped", tag, err))
 		return outcomeDrop
 	default:
-		i.log.Error(fmt.Sprintf("tag %q: %v: chunk will be retried", tag, err))
+		i.logError(fmt.Sprintf("tag %q: %v: chunk will be retried", tag, err))
 		return outcomeRetry
+	}
+}
+
+// logError writes an error line about a flush, rate-limited.
+func (i *instance) logError(msg string) {
+	if ok, held := i.errLimit.Allow(time.Now()); ok {
+		i.log.Error(msg + loglimit.HeldBack(held))
 	}
 }
 
@@ -231,60 +242,11 @@ func (s *summary) stop() {
 
 // summaryLine describes what changed from prev to cur, or false when nothing did.
 func summaryLine(prev, cur batcher.Stats, every time.Duration) (string, bool) {
-	d := func(a, b int64) int64 { return b - a }
-	flushes := d(prev.Flushes, cur.Flushes)
-	records := d(prev.Records, cur.Records)
-	requests := d(prev.Requests, cur.Requests)
-	if flushes == 0 && records == 0 && requests == 0 {
+	d := cur.Since(prev)
+	if d.Flushes == 0 && d.Records == 0 && d.Requests == 0 {
 		return "", false
 	}
-	skipped := d(prev.SkippedOversize+prev.SkippedNoLogKey+prev.SkippedInvalid+prev.SkippedEarlier,
-		cur.SkippedOversize+cur.SkippedNoLogKey+cur.SkippedInvalid+cur.SkippedEarlier)
 	return fmt.Sprintf("last %v: %d records, %d accepted, %d skipped; %d requests, %d bytes; "+
 		"%d throttled, %d resent, %d chunks to be retried",
-		every, records, d(prev.Accepted, cur.Accepted), skipped, requests, d(prev.BytesSent, cur.BytesSent),
-		d(prev.Throttled, cur.Throttled), d(prev.Resent, cur.Resent), d(prev.NotDelivered, cur.NotDelivered)), true
-}
-
-// registry holds the live instances, so that FLBPluginExit can close those
-// that FLBPluginExitCtx did not, and names them as Fluent Bit numbers them.
-type registry struct {
-	mu    sync.Mutex
-	next  int
-	alive map[*instance]struct{}
-}
-
-var instances = &registry{alive: make(map[*instance]struct{})}
-
-// nextName returns the instance name Fluent Bit gives the next [OUTPUT] of
-// this plugin: instances are initialised in config order, numbered from 0.
-func (r *registry) nextName() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	name := fmt.Sprintf("%s.%d", pluginName, r.next)
-	r.next++
-	return name
-}
-
-func (r *registry) add(i *instance) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.alive[i] = struct{}{}
-}
-
-func (r *registry) remove(i *instance) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.alive, i)
-}
-
-func (r *registry) takeAll() []*instance {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	all := make([]*instance, 0, len(r.alive))
-	for i := range r.alive {
-		all = append(all, i)
-	}
-	clear(r.alive)
-	return all
+		every, d.Records, d.Accepted, d.Skipped(), d.Requests, d.BytesSent, d.Throttled, d.Resent, d.NotDelivered), true
 }

@@ -41,7 +41,7 @@ func TestOutcome(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
-			i := &instance{log: newLogger(&buf, "kinesis_streams_go.0", slog.LevelInfo)}
+			i := &instance{log: newLogger(&buf, "kinesis_streams_go", "kinesis_streams_go.0", slog.LevelInfo)}
 			if got := i.outcome(tt.err, "app.log"); got != tt.want {
 				t.Errorf("outcome(%v) = %d, want %d", tt.err, got, tt.want)
 			}
@@ -82,7 +82,7 @@ func TestLogFeatures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
-			logFeatures(newLogger(&buf, "x", slog.LevelInfo), tt.cfg)
+			logFeatures(newLogger(&buf, "kinesis_streams_go", "x", slog.LevelInfo), tt.cfg)
 			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 			if buf.Len() == 0 {
 				lines = nil
@@ -132,7 +132,7 @@ func TestSummaryLine(t *testing.T) {
 func TestSummaryTicker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf bytes.Buffer
-		h := newFluentBitHandler(&buf, "kinesis_streams_go.1", slog.LevelInfo)
+		h := newFluentBitHandler(&buf, "kinesis_streams_go", "kinesis_streams_go.1", slog.LevelInfo)
 		var mu sync.Mutex
 		var st batcher.Stats
 		add := func(records int64) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,23 +22,20 @@ const LogLevelEnv = "KINESIS_STREAMS_GO_LOG_LEVEL"
 // levelOff is above every level the plugin logs at: log_level off.
 const levelOff = slog.LevelError + 4
 
-// repeatInterval is the least time between two warnings of the same shape (the same message with
-// its numbers left out) from one instance; those in between are counted, and the next one
-// that is written says how many were held back.
-const repeatInterval = 10 * time.Second
-
 // fluentBitHandler is a slog.Handler that writes lines the way Fluent Bit
 // prints its own, so the plugin's lines read like the rest of the log:
 //
 //	[2026/11/26 02:52:55.926108443] [ warn] [output:kinesis_streams_go:kinesis_streams_go.0] message key=value
+//
+// It writes every line it is given: the code that may write one kind of line
+// many times limits it (package loglimit), once.
 type fluentBitHandler struct {
-	out     *lockedWriter
-	level   slog.Leveler
-	prefix  string // "[output:NAME:INSTANCE] "
-	attrs   []byte // pre-rendered attributes from WithAttrs
-	group   string // dotted prefix for keys, from WithGroup
-	now     func() time.Time
-	repeats *repeatLimiter // shared by the handlers derived from this one
+	out    *lockedWriter
+	level  slog.Leveler
+	prefix string // "[output:NAME:INSTANCE] "
+	attrs  []byte // pre-rendered attributes from WithAttrs
+	group  string // dotted prefix for keys, from WithGroup
+	now    func() time.Time
 }
 
 // lockedWriter makes each line a single Write, whole, among concurrent flushes.
@@ -54,25 +50,20 @@ func (l *lockedWriter) write(p []byte) {
 	_, _ = l.w.Write(p)
 }
 
-func newFluentBitHandler(w io.Writer, instanceName string, level slog.Leveler) *fluentBitHandler {
+// newFluentBitHandler returns a handler whose lines name the output plugin and the instance, as
+// "[output:plugin:instance]".
+func newFluentBitHandler(w io.Writer, plugin, instance string, level slog.Leveler) *fluentBitHandler {
 	return &fluentBitHandler{
-		out:     &lockedWriter{w: w},
-		level:   level,
-		prefix:  "[output:" + pluginName + ":" + instanceName + "] ",
-		now:     time.Now,
-		repeats: &repeatLimiter{every: repeatInterval, last: make(map[string]time.Time), held: make(map[string]int)},
+		out:    &lockedWriter{w: w},
+		level:  level,
+		prefix: "[output:" + plugin + ":" + instance + "] ",
+		now:    time.Now,
 	}
 }
 
-// newLogger returns the logger of one instance.
-func newLogger(w io.Writer, instanceName string, level slog.Leveler) *slog.Logger {
-	return slog.New(newFluentBitHandler(w, instanceName, level))
-}
-
-// pluginLogger is for the rare line that belongs to no instance.
-func pluginLogger() *slog.Logger {
-	level, _ := parseLogLevel(os.Getenv(LogLevelEnv))
-	return newLogger(os.Stderr, pluginName, level)
+// newLogger returns the logger of one instance of the plugin.
+func newLogger(w io.Writer, plugin, instance string, level slog.Leveler) *slog.Logger {
+	return slog.New(newFluentBitHandler(w, plugin, instance, level))
 }
 
 // parseLogLevel reads a level as Fluent Bit names them: off, error, warn (or warning), info,
@@ -103,14 +94,6 @@ func (h *fluentBitHandler) Handle(_ context.Context, r slog.Record) error {
 	if t.IsZero() {
 		t = h.now()
 	}
-	held := 0
-	if r.Level >= slog.LevelWarn && r.Level < slog.LevelError {
-		ok, n := h.repeats.allow(r.Message, t)
-		if !ok {
-			return nil
-		}
-		held = n
-	}
 	buf := make([]byte, 0, 128+len(r.Message))
 	buf = append(buf, '[')
 	buf = t.AppendFormat(buf, "2006/01/02 15:04:05.000000000")
@@ -124,11 +107,6 @@ func (h *fluentBitHandler) Handle(_ context.Context, r slog.Record) error {
 		buf = appendAttr(buf, h.group, a)
 		return true
 	})
-	if held > 0 {
-		buf = append(buf, " ("...)
-		buf = strconv.AppendInt(buf, int64(held), 10)
-		buf = append(buf, " similar warnings held back)"...)
-	}
 	buf = append(buf, '\n')
 	h.out.write(buf)
 	return nil
@@ -224,49 +202,4 @@ func needsQuote(s string) bool {
 		}
 	}
 	return false
-}
-
-// repeatLimiter lets a warning through when no warning of the same shape was written in the last
-// interval. A shape is the message with its digits left out, so "3 of 500 records throttled" and
-// "7 of 500 records throttled" are the same warning; the tag and key names in a message keep
-// different causes apart.
-type repeatLimiter struct {
-	every time.Duration
-
-	mu   sync.Mutex
-	last map[string]time.Time // shape: when it was last written
-	held map[string]int       // shape: lines held back since
-}
-
-// maxShapes bounds the limiter's memory; past it, shapes not seen for an interval are forgotten.
-const maxShapes = 256
-
-// allow reports whether a warning may be written at now, and how many of its shape were held back.
-func (l *repeatLimiter) allow(msg string, now time.Time) (ok bool, held int) {
-	shape := strings.Map(func(r rune) rune {
-		if r >= '0' && r <= '9' {
-			return -1
-		}
-		return r
-	}, msg)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if last, seen := l.last[shape]; seen && now.Sub(last) < l.every && !now.Before(last) {
-		l.held[shape]++
-		return false, 0
-	}
-	if len(l.last) >= maxShapes {
-		for s, t := range l.last {
-			if now.Sub(t) >= l.every {
-				delete(l.last, s)
-				delete(l.held, s)
-			}
-		}
-	}
-	held = l.held[shape]
-	delete(l.held, shape)
-	if len(l.last) < maxShapes {
-		l.last[shape] = now
-	}
-	return true, held
 }

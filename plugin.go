@@ -2,14 +2,17 @@
 // library, that sends records to Amazon Kinesis Data Streams.
 //
 // This file is the cgo edge: the exports Fluent Bit calls, the registry of
-// instances, and the mapping of errors to FLB return codes. Everything worth
-// testing without Fluent Bit lives in the packages it wires together.
+// instances, and the mapping of flush outcomes to FLB return codes. Everything
+// worth testing without Fluent Bit lives in the packages it wires together.
 package main
 
 import "C"
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
+	"sync"
 	"unsafe"
 
 	"github.com/fluent/fluent-bit-go/output"
@@ -36,7 +39,7 @@ func FLBPluginRegister(def unsafe.Pointer) int {
 //export FLBPluginInit
 func FLBPluginInit(plugin unsafe.Pointer) (rc int) {
 	defer recoverExport("init", &rc)
-	inst, err := newInstance(propertyGetter{plugin}, instances.nextName())
+	inst, err := newInstance(propertyGetter{plugin}, pluginName, instances.nextName())
 	if err != nil {
 		return output.FLB_ERROR
 	}
@@ -85,6 +88,12 @@ func FLBPluginUnregister(def unsafe.Pointer) {
 	output.FLBPluginUnregister(def)
 }
 
+// pluginLogger is for the rare line that belongs to no instance.
+func pluginLogger() *slog.Logger {
+	level, _ := parseLogLevel(os.Getenv(LogLevelEnv))
+	return newLogger(os.Stderr, pluginName, pluginName, level)
+}
+
 // recoverExport is the last resort against a bug: it logs the panic and makes
 // the export return FLB_ERROR instead of taking Fluent Bit down.
 func recoverExport(export string, rc *int) {
@@ -106,4 +115,51 @@ func flbCode(o outcome) int {
 	default:
 		return output.FLB_ERROR
 	}
+}
+
+// registry holds the live instances, so that FLBPluginExit can close those
+// that FLBPluginExitCtx did not, and names them as Fluent Bit numbers them.
+type registry struct {
+	mu    sync.Mutex
+	next  int
+	alive map[*instance]struct{}
+}
+
+var instances = &registry{alive: make(map[*instance]struct{})}
+
+// nextName returns the instance name Fluent Bit gives the next [OUTPUT] of
+// this plugin: instances are initialised in config order, numbered from 0,
+// and numbered from 0 again after a hot reload, which exits them all first.
+func (r *registry) nextName() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.alive) == 0 {
+		r.next = 0
+	}
+	name := fmt.Sprintf("%s.%d", pluginName, r.next)
+	r.next++
+	return name
+}
+
+func (r *registry) add(i *instance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.alive[i] = struct{}{}
+}
+
+func (r *registry) remove(i *instance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.alive, i)
+}
+
+func (r *registry) takeAll() []*instance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	all := make([]*instance, 0, len(r.alive))
+	for i := range r.alive {
+		all = append(all, i)
+	}
+	clear(r.alive)
+	return all
 }
