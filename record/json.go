@@ -18,8 +18,8 @@ const maxDepth = 1000
 // (replace_dots). inKey is true inside a map key that is an array or map.
 func appendValue(dst, b []byte, i, depth int, dots string, inKey bool) ([]byte, int, error) {
 	// The commonest values first, without building a header: strings, as every width writes
-	// them, and integers. One switch for both: strAt (not inlined) then a second switch
-	// measured slower on BenchmarkRecordPath.
+	// them, and integers, in one switch: a call to strAt (not inlined) and a second switch
+	// cost more (BenchmarkRecordPath).
 	if i < len(b) {
 		var n uint64
 		j := -1
