@@ -12,7 +12,6 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/batcher"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/config"
-	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/loglimit"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
@@ -46,8 +45,6 @@ type instance struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	summary *summary
-	// errLimit limits the lines about flushes that failed for a reason the batcher does not log.
-	errLimit loglimit.Limiter
 
 	closeOnce sync.Once
 }
@@ -105,8 +102,7 @@ func newInstance(g config.Getter, plugin, name string) (*instance, error) {
 	logFeatures(log, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &instance{name: name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
-		summary:  startSummary(log, summaryInterval, pool.Stats),
-		errLimit: loglimit.Limiter{Every: batcher.DefaultLogInterval}}, nil
+		summary: startSummary(log, summaryInterval, pool.Stats)}, nil
 }
 
 // logFeatures writes one line per packing feature that is on, saying what it does.
@@ -153,18 +149,11 @@ func (i *instance) outcome(err error, tag string) outcome {
 		// batcher has logged the request's shape.
 		return outcomeDrop
 	case errors.Is(err, batcher.ErrBadChunk):
-		i.logError(fmt.Sprintf("tag %q: %v: the readable records were delivered, the chunk is dropped", tag, err))
+		i.log.Error(fmt.Sprintf("tag %q: %v: the readable records were delivered, the chunk is dropped", tag, err))
 		return outcomeDrop
 	default:
-		i.logError(fmt.Sprintf("tag %q: %v: chunk will be retried", tag, err))
+		i.log.Error(fmt.Sprintf("tag %q: %v: chunk will be retried", tag, err))
 		return outcomeRetry
-	}
-}
-
-// logError writes an error line about a flush, rate-limited.
-func (i *instance) logError(msg string) {
-	if ok, held := i.errLimit.Allow(time.Now()); ok {
-		i.log.Error(msg + loglimit.HeldBack(held))
 	}
 }
 

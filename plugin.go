@@ -129,13 +129,11 @@ var instances = &registry{alive: make(map[*instance]struct{})}
 
 // nextName returns the instance name Fluent Bit gives the next [OUTPUT] of
 // this plugin: instances are initialised in config order, numbered from 0,
-// and numbered from 0 again after a hot reload, which exits them all first.
+// and numbered from 0 again after a hot reload, which exits them all first
+// (see remove).
 func (r *registry) nextName() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.alive) == 0 {
-		r.next = 0
-	}
 	name := fmt.Sprintf("%s.%d", pluginName, r.next)
 	r.next++
 	return name
@@ -147,10 +145,15 @@ func (r *registry) add(i *instance) {
 	r.alive[i] = struct{}{}
 }
 
+// remove forgets an instance that exited. Once none is left, the next Init
+// starts a new configuration (a hot reload), numbered from 0 again.
 func (r *registry) remove(i *instance) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.alive, i)
+	if len(r.alive) == 0 {
+		r.next = 0
+	}
 }
 
 func (r *registry) takeAll() []*instance {
@@ -161,5 +164,6 @@ func (r *registry) takeAll() []*instance {
 		all = append(all, i)
 	}
 	clear(r.alive)
+	r.next = 0
 	return all
 }

@@ -2,8 +2,9 @@ package main
 
 import "testing"
 
-// TestRegistryNames: instances are named as Fluent Bit numbers them, in Init order from 0, and from
-// 0 again once every instance has exited (a hot reload exits them all, then initialises anew).
+// TestRegistryNames: instances are named as Fluent Bit numbers them, in Init order from 0 (an Init
+// that failed takes its number too), and from 0 again once every instance has exited (a hot reload
+// exits them all, then initialises anew).
 func TestRegistryNames(t *testing.T) {
 	t.Parallel()
 	r := &registry{alive: make(map[*instance]struct{})}
@@ -11,10 +12,11 @@ func TestRegistryNames(t *testing.T) {
 	for round := range 3 {
 		n0 := r.nextName()
 		r.add(a)
-		n1 := r.nextName()
+		_ = r.nextName() // an instance whose Init failed
+		n2 := r.nextName()
 		r.add(b)
-		if n0 != pluginName+".0" || n1 != pluginName+".1" {
-			t.Fatalf("round %d: names %q, %q; want %s.0 and %s.1", round, n0, n1, pluginName, pluginName)
+		if n0 != pluginName+".0" || n2 != pluginName+".2" {
+			t.Fatalf("round %d: names %q, %q; want %s.0 and %s.2", round, n0, n2, pluginName, pluginName)
 		}
 		if round%2 == 0 {
 			r.remove(a)
