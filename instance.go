@@ -45,18 +45,44 @@ type instance struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	summary *summary
+	metrics instanceMetrics // nil without metrics
 
 	closeOnce sync.Once
 }
 
+// instanceEnv is what the host gives an instance besides its configuration.
+type instanceEnv struct {
+	plugin, name string // the output plugin's name, and the instance's as Fluent Bit prints it
+	// host is Fluent Bit's logger, nil when the host has none: lines then go to stderr, at the
+	// level of KINESIS_STREAMS_GO_LOG_LEVEL.
+	host hostLogger
+	// metrics are the instance's metrics in the host, nil when it keeps none.
+	metrics instanceMetrics
+}
+
+// instanceMetrics are an instance's metrics in its host (cmtMetrics in Fluent Bit).
+type instanceMetrics interface {
+	update(batcher.Stats)           // set every metric from the pool's totals
+	observeRequest(d time.Duration) // one PutRecords request's duration
+}
+
 // newInstance parses the configuration and builds the client and the pool of
-// the instance name of the output plugin. Every failure is logged here, once.
-func newInstance(g config.Getter, plugin, name string) (*instance, error) {
-	level, ok := parseLogLevel(os.Getenv(LogLevelEnv))
-	log := newLogger(os.Stderr, plugin, name, level)
-	if !ok {
+// one instance. Every failure is logged here, once.
+func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
+	levelEnv := os.Getenv(LogLevelEnv)
+	level, ok := parseLogLevel(levelEnv)
+	h := newFluentBitHandler(os.Stderr, env.plugin, env.name, level)
+	log := slog.New(h)
+	switch {
+	case env.host != nil:
+		h.withHost(env.host)
+		if levelEnv != "" {
+			log.Warn(fmt.Sprintf("%s=%s has no effect in Fluent Bit: the output's log_level, or the service's Log_Level, applies",
+				LogLevelEnv, levelEnv))
+		}
+	case !ok:
 		log.Warn(fmt.Sprintf("invalid %s value %q: want off, error, warn, info, debug or trace; logging at info",
-			LogLevelEnv, os.Getenv(LogLevelEnv)))
+			LogLevelEnv, levelEnv))
 	}
 	cfg, err := config.Parse(g)
 	if err != nil {
@@ -78,7 +104,11 @@ func newInstance(g config.Getter, plugin, name string) (*instance, error) {
 		log.Error(err.Error())
 		return nil, err
 	}
-	pool := batcher.NewPool(client, batcher.Options{
+	var putter batcher.Putter = client
+	if env.metrics != nil {
+		putter = timedPutter{client, env.metrics.observeRequest}
+	}
+	pool := batcher.NewPool(putter, batcher.Options{
 		MaxRecordSize: cfg.MaxRecordSize,
 		Record: record.Options{
 			TimeKey:       cfg.TimeKey,
@@ -101,8 +131,8 @@ func newInstance(g config.Getter, plugin, name string) (*instance, error) {
 	}
 	logFeatures(log, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	return &instance{name: name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
-		summary: startSummary(log, summaryInterval, pool.Stats)}, nil
+	return &instance{name: env.name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
+		summary: startSummary(log, summaryInterval, pool.Stats), metrics: env.metrics}, nil
 }
 
 // logFeatures writes one line per packing feature that is on, saying what it does.
@@ -131,7 +161,23 @@ func logFeatures(log *slog.Logger, cfg config.Config) {
 // flush sends one chunk and says what Fluent Bit should do with it.
 func (i *instance) flush(chunk []byte, tag string) outcome {
 	_, err := i.pool.Flush(i.ctx, chunk, tag)
+	if i.metrics != nil {
+		i.metrics.update(i.pool.Stats())
+	}
 	return i.outcome(err, tag)
+}
+
+// timedPutter passes each request's duration to observe.
+type timedPutter struct {
+	batcher.Putter
+	observe func(time.Duration)
+}
+
+func (p timedPutter) PutRecords(ctx context.Context, entries []kinesis.Entry) (kinesis.PutResult, error) {
+	start := time.Now()
+	res, err := p.Putter.PutRecords(ctx, entries)
+	p.observe(time.Since(start))
+	return res, err
 }
 
 // outcome classifies a flush error. Undeliverable data is dropped; anything
@@ -177,7 +223,11 @@ func (i *instance) close() {
 		}
 		i.cancel()
 		i.client.Close()
-		i.log.Info("exit: " + i.pool.Stats().String())
+		stats := i.pool.Stats()
+		if i.metrics != nil {
+			i.metrics.update(stats)
+		}
+		i.log.Info("exit: " + stats.String())
 	})
 }
 

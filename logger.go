@@ -11,31 +11,42 @@ import (
 	"time"
 )
 
-// LogLevelEnv names the environment variable that sets the plugin's log level.
-//
-// Fluent Bit's own log_level key cannot do it: Fluent Bit consumes log_level (like match, alias,
-// workers and retry_limit) while it reads an [OUTPUT] section (flb_output_set_property stores it
-// in the instance, not in its property list), and a Go plugin sees only the property list through
-// FLBPluginConfigKey, so the plugin never learns it. The variable applies to every instance.
+// LogLevelEnv names the environment variable that sets the plugin's log level where the host has
+// no logger for it (a host other than Fluent Bit, such as the project's C test host). In Fluent
+// Bit, the output's log_level, or the service's Log_Level, decides, as for every output: Fluent
+// Bit keeps log_level to itself (a Go plugin cannot read it as a property) and answers through its
+// API whether the instance logs at a level.
 const LogLevelEnv = "KINESIS_STREAMS_GO_LOG_LEVEL"
 
 // levelOff is above every level the plugin logs at: log_level off.
 const levelOff = slog.LevelError + 4
 
-// fluentBitHandler is a slog.Handler that writes lines the way Fluent Bit
-// prints its own, so the plugin's lines read like the rest of the log:
+// fluentBitHandler is a slog.Handler that writes an instance's lines through
+// Fluent Bit's own logger when the host offers it (so that Log_File, Log_Level
+// and the output's log_level apply), and otherwise to a writer, the way Fluent
+// Bit prints its own lines:
 //
 //	[2026/11/26 02:52:55.926108443] [ warn] [output:kinesis_streams_go:kinesis_streams_go.0] message key=value
 //
 // It writes every line it is given: the code that may write one kind of line
 // many times limits it (package loglimit), once.
 type fluentBitHandler struct {
+	host   hostLogger // nil: lines go to out
 	out    *lockedWriter
-	level  slog.Leveler
-	prefix string // "[output:NAME:INSTANCE] "
-	attrs  []byte // pre-rendered attributes from WithAttrs
-	group  string // dotted prefix for keys, from WithGroup
+	level  slog.Leveler // of the lines written to out
+	prefix string       // "[output:NAME:INSTANCE] "
+	attrs  []byte       // pre-rendered attributes from WithAttrs
+	group  string       // dotted prefix for keys, from WithGroup
 	now    func() time.Time
+}
+
+// hostLogger is a host's own logger: Fluent Bit's, through its API (flbHost).
+type hostLogger interface {
+	// enabled reports whether the instance logs at l.
+	enabled(l slog.Level) bool
+	// writeLine writes one line, which has no newline, and reports false when the host no
+	// longer takes lines (the instance exited): the handler then writes it to out.
+	writeLine(l slog.Level, line []byte) bool
 }
 
 // lockedWriter makes each line a single Write, whole, among concurrent flushes.
@@ -66,6 +77,12 @@ func newLogger(w io.Writer, plugin, instance string, level slog.Leveler) *slog.L
 	return slog.New(newFluentBitHandler(w, plugin, instance, level))
 }
 
+// withHost makes h write through the host's logger, and to its writer once the host takes no more.
+func (h *fluentBitHandler) withHost(host hostLogger) *fluentBitHandler {
+	h.host = host
+	return h
+}
+
 // parseLogLevel reads a level as Fluent Bit names them: off, error, warn (or warning), info,
 // debug, trace (the plugin has nothing more detailed than debug), in any case. "" is info; an
 // unknown name is info and false.
@@ -86,20 +103,18 @@ func parseLogLevel(s string) (slog.Level, bool) {
 }
 
 func (h *fluentBitHandler) Enabled(_ context.Context, l slog.Level) bool {
+	if h.host != nil {
+		return h.host.enabled(l)
+	}
 	return l >= h.level.Level()
 }
 
+// timeLevelLen is the length of "[2006/01/02 15:04:05.000000000] [ warn] ".
+const timeLevelLen = 41
+
 func (h *fluentBitHandler) Handle(_ context.Context, r slog.Record) error {
-	t := r.Time
-	if t.IsZero() {
-		t = h.now()
-	}
-	buf := make([]byte, 0, 128+len(r.Message))
-	buf = append(buf, '[')
-	buf = t.AppendFormat(buf, "2006/01/02 15:04:05.000000000")
-	buf = append(buf, "] ["...)
-	buf = append(buf, levelName(r.Level)...)
-	buf = append(buf, "] "...)
+	// The time and level first, then the line as Fluent Bit's logger takes it.
+	buf := make([]byte, timeLevelLen, 256+len(r.Message))
 	buf = append(buf, h.prefix...)
 	buf = appendOneLine(buf, r.Message)
 	buf = append(buf, h.attrs...)
@@ -107,6 +122,24 @@ func (h *fluentBitHandler) Handle(_ context.Context, r slog.Record) error {
 		buf = appendAttr(buf, h.group, a)
 		return true
 	})
+	if h.host != nil && h.host.writeLine(r.Level, buf[timeLevelLen:]) {
+		return nil
+	}
+	t := r.Time
+	if t.IsZero() {
+		t = h.now()
+	}
+	var headBuf [64]byte
+	head := append(headBuf[:0], '[')
+	head = t.AppendFormat(head, "2006/01/02 15:04:05.000000000")
+	head = append(head, "] ["...)
+	head = append(head, levelName(r.Level)...)
+	head = append(head, "] "...)
+	if len(head) == timeLevelLen {
+		copy(buf, head)
+	} else { // a year beyond 9999
+		buf = append(head, buf[timeLevelLen:]...)
+	}
 	buf = append(buf, '\n')
 	h.out.write(buf)
 	return nil

@@ -183,3 +183,45 @@ func TestLoggerWritesEveryLine(t *testing.T) {
 		t.Errorf("%d lines written of 3:\n%s", got, buf.String())
 	}
 }
+
+// fakeHost is a host logger that keeps the lines it is given, at or below its level, until closed.
+type fakeHost struct {
+	level  slog.Level
+	closed bool
+	lines  []string
+}
+
+func (f *fakeHost) enabled(l slog.Level) bool { return l >= f.level }
+
+func (f *fakeHost) writeLine(l slog.Level, line []byte) bool {
+	if f.closed {
+		return false
+	}
+	f.lines = append(f.lines, levelName(l)+" "+string(line))
+	return true
+}
+
+// TestLoggerThroughHost: with a host logger, lines go to it without time or level (the host adds
+// them), its level decides, and once it takes no more lines they go to the writer in full.
+func TestLoggerThroughHost(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	host := &fakeHost{level: slog.LevelWarn}
+	h := newFluentBitHandler(&buf, "kinesis_streams_go", "kin_a", slog.LevelDebug).withHost(host)
+	log := slog.New(h)
+	log.Info("hidden by the host's level")
+	log.Warn("throttled", "tag", "app log")
+	log.Error("credentials")
+	want := []string{
+		` warn [output:kinesis_streams_go:kin_a] throttled tag="app log"`,
+		`error [output:kinesis_streams_go:kin_a] credentials`,
+	}
+	if !slices.Equal(host.lines, want) || buf.Len() != 0 {
+		t.Errorf("host got %q, want %q; writer got %q", host.lines, want, buf.String())
+	}
+	host.closed = true
+	log.Error("exit after the host let go")
+	if got := buf.String(); !regexp.MustCompile(`^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{9}\] \[error\] \[output:kinesis_streams_go:kin_a\] exit after the host let go\n$`).MatchString(got) {
+		t.Errorf("writer got %q", got)
+	}
+}

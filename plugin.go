@@ -6,6 +6,10 @@
 // worth testing without Fluent Bit lives in the packages it wires together.
 package main
 
+/*
+#include <stdint.h>
+#include "fluentbit.h"
+*/
 import "C"
 
 import (
@@ -39,20 +43,35 @@ func FLBPluginRegister(def unsafe.Pointer) int {
 //export FLBPluginInit
 func FLBPluginInit(plugin unsafe.Pointer) (rc int) {
 	defer recoverExport("init", &rc)
-	inst, err := newInstance(propertyGetter{plugin}, pluginName, instances.nextName())
+	host := attachHost(plugin) // nil outside Fluent Bit
+	name := instances.nextName()
+	if n := host.name(); n != "" {
+		name = n // the alias, when the output has one
+	}
+	env := instanceEnv{plugin: pluginName, name: name}
+	metrics := newCmtMetrics(host, name)
+	if host != nil {
+		env.host = host
+	}
+	if metrics != nil {
+		env.metrics = metrics
+	}
+	inst, err := newInstance(propertyGetter{plugin}, env)
 	if err != nil {
+		host.detach()
+		metrics.release()
 		return output.FLB_ERROR
 	}
-	instances.add(inst)
-	output.FLBPluginSetContext(plugin, inst)
+	id := instances.add(&registered{inst: inst, host: host, metrics: metrics})
+	C.kgo_set_context(plugin, C.uintptr_t(id))
 	return output.FLB_OK
 }
 
 //export FLBPluginFlushCtx
 func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) (rc int) {
 	defer recoverExport("flush", &rc)
-	inst, ok := output.FLBPluginGetContext(ctx).(*instance)
-	if !ok {
+	r := instances.get(uintptr(ctx))
+	if r == nil {
 		pluginLogger().Error("flush called with an unknown context: chunk dropped")
 		return output.FLB_ERROR
 	}
@@ -60,16 +79,15 @@ func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) (rc 
 	if data != nil && length > 0 {
 		chunk = unsafe.Slice((*byte)(data), int(length))
 	}
-	return flbCode(inst.flush(chunk, C.GoString(tag)))
+	return flbCode(r.inst.flush(chunk, C.GoString(tag)))
 }
 
 //export FLBPluginExitCtx
 func FLBPluginExitCtx(ctx unsafe.Pointer) (rc int) {
 	defer recoverExport("exit", &rc)
 	// fluent-bit --dry-run calls this with a context it never created.
-	if inst, ok := output.FLBPluginGetContext(ctx).(*instance); ok {
-		instances.remove(inst)
-		inst.close()
+	if r := instances.remove(uintptr(ctx)); r != nil {
+		r.close()
 	}
 	return output.FLB_OK
 }
@@ -77,8 +95,8 @@ func FLBPluginExitCtx(ctx unsafe.Pointer) (rc int) {
 //export FLBPluginExit
 func FLBPluginExit() (rc int) {
 	defer recoverExport("exit", &rc)
-	for _, inst := range instances.takeAll() {
-		inst.close()
+	for _, r := range instances.takeAll() {
+		r.close()
 	}
 	return output.FLB_OK
 }
@@ -117,15 +135,32 @@ func flbCode(o outcome) int {
 	}
 }
 
-// registry holds the live instances, so that FLBPluginExit can close those
-// that FLBPluginExitCtx did not, and names them as Fluent Bit numbers them.
-type registry struct {
-	mu    sync.Mutex
-	next  int
-	alive map[*instance]struct{}
+// registered is a live instance and what Fluent Bit gave it.
+type registered struct {
+	inst    *instance
+	host    *flbHost    // nil outside Fluent Bit
+	metrics *cmtMetrics // nil without cmetrics
 }
 
-var instances = &registry{alive: make(map[*instance]struct{})}
+// close drains and closes the instance, then lets go of Fluent Bit's logger and metrics, which
+// Fluent Bit frees once the exit export returns.
+func (r *registered) close() {
+	r.inst.close()
+	r.host.detach()
+	r.metrics.release()
+}
+
+// registry holds the live instances by the context Fluent Bit passes back to the exports (an ID:
+// Fluent Bit only hands it back, and fluent-bit-go's own map of contexts never forgets one, which
+// would keep every instance of every hot reload alive), and names them as Fluent Bit numbers them.
+type registry struct {
+	mu     sync.Mutex
+	next   int     // the number of the next instance's name
+	lastID uintptr // IDs start at 1: Fluent Bit takes a NULL context for a failed Init
+	alive  map[uintptr]*registered
+}
+
+var instances = &registry{alive: make(map[uintptr]*registered)}
 
 // nextName returns the instance name Fluent Bit gives the next [OUTPUT] of
 // this plugin: instances are initialised in config order, numbered from 0,
@@ -139,29 +174,42 @@ func (r *registry) nextName() string {
 	return name
 }
 
-func (r *registry) add(i *instance) {
+// add registers a live instance and returns its ID.
+func (r *registry) add(reg *registered) uintptr {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.alive[i] = struct{}{}
+	r.lastID++
+	r.alive[r.lastID] = reg
+	return r.lastID
 }
 
-// remove forgets an instance that exited. Once none is left, the next Init
-// starts a new configuration (a hot reload), numbered from 0 again.
-func (r *registry) remove(i *instance) {
+// get returns the instance of an ID, or nil.
+func (r *registry) get(id uintptr) *registered {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.alive, i)
+	return r.alive[id]
+}
+
+// remove forgets an instance that exits and returns it, or nil for an unknown ID. Once none is
+// left, the next Init starts a new configuration (a hot reload), numbered from 0 again.
+func (r *registry) remove(id uintptr) *registered {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reg := r.alive[id]
+	delete(r.alive, id)
 	if len(r.alive) == 0 {
 		r.next = 0
 	}
+	return reg
 }
 
-func (r *registry) takeAll() []*instance {
+// takeAll forgets every instance and returns them.
+func (r *registry) takeAll() []*registered {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	all := make([]*instance, 0, len(r.alive))
-	for i := range r.alive {
-		all = append(all, i)
+	all := make([]*registered, 0, len(r.alive))
+	for _, reg := range r.alive {
+		all = append(all, reg)
 	}
 	clear(r.alive)
 	r.next = 0
