@@ -36,7 +36,8 @@ unit: ## unit tests (incl. examples/ and Dockerfile checks) with -race, without 
 
 e2e: build test/node_modules ## the built library through its C ABI, and in the Fluent Bit named by FLUENT_BIT, against kinesis-mock
 	@[ -n "$$FLUENT_BIT" ] || echo "e2e: FLUENT_BIT not set: the tests in real Fluent Bit (test/fluentbit) skip"
-	$(GO) test -count=1 -timeout 10m ./test/...
+	@# One package at a time: each starts its own kinesis-mock and keeps both cores busy.
+	$(GO) test -p 1 -count=1 -timeout 10m ./test/...
 
 e2e-fluent-bit: build test/node_modules ## the built library in the real Fluent Bit named by FLUENT_BIT (absolute, or relative to this directory)
 	@[ -n "$$FLUENT_BIT" ] || { echo "e2e-fluent-bit: set FLUENT_BIT to a fluent-bit binary"; exit 2; }
