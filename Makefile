@@ -12,7 +12,7 @@ BENCH_TIME  ?= 1s
 PERF_RECORDS ?= 500000
 PROFILE_DIR ?= /tmp/kinesis-perf-profiles
 
-.PHONY: all build test vet unit e2e bench bench-soak bench-profile clean help
+.PHONY: all build test vet unit e2e e2e-fluent-bit bench bench-soak bench-profile clean help
 
 all: build
 
@@ -34,8 +34,14 @@ unit: ## unit tests (incl. examples/ and Dockerfile checks) with -race, without 
 	CGO_ENABLED=0 $(GO) test -count=1 $(filter-out $(shell $(GO) list .),$(UNIT_PKGS))
 	$(GO) test -count=1 -tags purego ./record/ ./internal/wire/ # the portable code that replaces the assembly elsewhere
 
-e2e: build test/node_modules ## the built library through its C ABI against kinesis-mock
-	$(GO) test -count=1 -timeout 10m ./test/...
+e2e: build test/node_modules ## the built library through its C ABI, and in the Fluent Bit named by FLUENT_BIT, against kinesis-mock
+	@[ -n "$$FLUENT_BIT" ] || echo "e2e: FLUENT_BIT not set: the tests in real Fluent Bit (test/fluentbit) skip"
+	@# One package at a time: each starts its own kinesis-mock and keeps both cores busy.
+	$(GO) test -p 1 -count=1 -timeout 10m ./test/...
+
+e2e-fluent-bit: build test/node_modules ## the built library in the real Fluent Bit named by FLUENT_BIT (absolute, or relative to this directory)
+	@[ -n "$$FLUENT_BIT" ] || { echo "e2e-fluent-bit: set FLUENT_BIT to a fluent-bit binary"; exit 2; }
+	$(GO) test -count=1 -timeout 15m ./test/fluentbit/
 
 test/node_modules: test/package.json test/package-lock.json
 	cd test && npm ci --no-audit --no-fund
