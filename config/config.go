@@ -66,6 +66,7 @@ var Keys = []string{
 	"aggregation",
 	"simple_aggregation",
 	"max_record_size",
+	"summary_interval",
 }
 
 // Defaults of the keys that have one.
@@ -78,6 +79,7 @@ const (
 	DefaultAggregation        = false
 	DefaultSimpleAggregation  = false
 	DefaultMaxRecordSize      = limits.DefaultMaxRecordSize
+	DefaultSummaryInterval    = time.Minute
 )
 
 // Bounds of max_record_size. Kinesis accepts records of up to 1 MiB by
@@ -141,6 +143,8 @@ type Config struct {
 	Aggregation       bool
 	SimpleAggregation bool
 	MaxRecordSize     int // bytes
+	// SummaryInterval is how often an instance logs a summary line while records flow; 0 is never.
+	SummaryInterval time.Duration
 
 	// Warnings are problems that do not stop the plugin, for the Init log.
 	Warnings []string
@@ -171,6 +175,7 @@ func Parse(g Getter) (Config, error) {
 		Aggregation:        p.boolean("aggregation", DefaultAggregation),
 		SimpleAggregation:  p.boolean("simple_aggregation", DefaultSimpleAggregation),
 		MaxRecordSize:      p.size("max_record_size", DefaultMaxRecordSize),
+		SummaryInterval:    p.durationOrOff("summary_interval", DefaultSummaryInterval),
 	}
 	c.TimeKeyFormat, c.TimeFormat = p.timeFormat("time_key_format")
 	for _, k := range retiredKeys {
@@ -254,6 +259,13 @@ func (c Config) String() string {
 		add("simple_aggregation", "true")
 	}
 	add("max_record_size", strconv.Itoa(c.MaxRecordSize))
+	if c.SummaryInterval != DefaultSummaryInterval {
+		summary := "off"
+		if c.SummaryInterval > 0 {
+			summary = c.SummaryInterval.String()
+		}
+		add("summary_interval", summary)
+	}
 	return b.String()
 }
 
@@ -398,6 +410,23 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// durationOrOff is duration, or 0 for "off" (or "0").
+func (p *parser) durationOrOff(key string, def time.Duration) time.Duration {
+	switch v := strings.ToLower(p.get(key)); v {
+	case "off", "0":
+		return 0
+	case "":
+		return def
+	default:
+		d, ok := parseDuration(v)
+		if !ok {
+			p.invalid(key, p.get(key), "a positive duration such as 1m or 30s, a whole number of seconds, or off")
+			return def
+		}
+		return d
+	}
 }
 
 func parseDuration(v string) (time.Duration, bool) {

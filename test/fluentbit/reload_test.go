@@ -142,6 +142,7 @@ func TestHotReload(t *testing.T) {
 	}
 	waitAccepted(t, proxy, len(w), proc)
 	names := outputNames(t, e.port)
+	kinesisSeries := kinesisMetrics(t, e.port, pluginName+".0")
 	stop(t, proc, 5*time.Second)
 
 	d := checkExactlyOnce(t, stream, w)
@@ -176,6 +177,19 @@ func TestHotReload(t *testing.T) {
 		t.Errorf("%d exit summaries (want %d) count %d records accepted, %d read back", len(accepted), reloads+1, sum, d.read)
 	}
 	t.Logf("instance names: in the plugin's exit lines %s; in Fluent Bit's metrics after the last reload %v", span(logNames), names)
+	// Fluent Bit names the instance kinesis_streams_go.0 in every generation; so must the plugin.
+	for i, n := range logNames {
+		if n != pluginName+".0" {
+			t.Errorf("exit summary %d names the instance %q, Fluent Bit names it %s.0", i, n, pluginName)
+			break
+		}
+	}
+	if len(names) != 1 || names[0] != pluginName+".0" {
+		t.Errorf("Fluent Bit's metrics name the outputs %v after the last reload, want %s.0", names, pluginName)
+	}
+	if kinesisSeries == 0 {
+		t.Errorf("no fluentbit_output_kinesis_* metric of %s.0 after the last reload", pluginName)
+	}
 }
 
 // outputNames lists the output instances in Fluent Bit's Prometheus metrics.
