@@ -157,5 +157,5 @@ func kinesisMetrics(t *testing.T, port int, name string) int {
 	if err != nil {
 		return 0
 	}
-	return len(regexp.MustCompile(`(?m)^fluentbit_output_kinesis_\w+\{[^}]*name="` + regexp.QuoteMeta(name) + `"`).FindAll(b, -1))
+	return len(regexp.MustCompile(`(?m)^fluentbit_output_kinesis_\w+\{[^}]*name="`+regexp.QuoteMeta(name)+`"`).FindAll(b, -1))
 }
