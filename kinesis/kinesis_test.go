@@ -897,7 +897,7 @@ func TestClose(t *testing.T) {
 
 // TestConnectionReuse sends requests one after another to a local endpoint, where the answer can
 // arrive before net/http has finished with the request body: every request must reuse the one
-// connection (see plainBodyTransport).
+// connection (see package transport, plainBodyTransport).
 func TestConnectionReuse(t *testing.T) {
 	isolateEnv(t)
 	var conns atomic.Int32

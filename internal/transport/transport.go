@@ -1,4 +1,10 @@
-package kinesis
+// Package transport owns the HTTP/1.1 transport of the plugin's AWS clients: Transport, which does
+// each direct exchange in the goroutine of the request, the batching TLS connection it dials, and
+// the HTTP/1.1-only setup of the *http.Transport it is built from.
+//
+// It does not own the HTTP client (timeouts, redirects), proxies (a proxied request goes through
+// net/http), credentials or retries of whole requests: those belong to package kinesis and the SDK.
+package transport
 
 import (
 	"bufio"
@@ -14,7 +20,7 @@ import (
 	"time"
 )
 
-// syncTransport is an HTTP/1.1 transport that does each exchange in the goroutine of the request:
+// Transport is an HTTP/1.1 transport that does each exchange in the goroutine of the request:
 // it writes the request and reads the response's header itself, the caller reads the body, and
 // the connection then waits in an idle list for the next request to the same endpoint.
 //
@@ -24,7 +30,7 @@ import (
 // futex calls per PutRecords (strace), and wake-ups, futex and the scheduler were a tenth of the
 // CPU of the whole path (perf). Requests through a proxy, and any scheme but http and https, still
 // go through std, as does the configuration (dialers, TLS, idle limits) this transport reads.
-type syncTransport struct {
+type Transport struct {
 	std         *http.Transport
 	fallback    http.RoundTripper // std, for the requests this transport does not make
 	maxIdle     int               // per endpoint
@@ -34,20 +40,23 @@ type syncTransport struct {
 	idle map[string][]*syncConn // by scheme://host:port, the most recently used last
 }
 
-// newSyncTransport returns a transport with std's dialers (DialTLSContext for https, as
-// batchingTLS sets it), proxy, idle connection limit and timeout.
-func newSyncTransport(std *http.Transport) *syncTransport {
+// New returns a transport with std's dialers, proxy, TLS configuration, idle connection limit and
+// timeout. It sets std up for HTTP/1.1 only, with direct TLS connections that batch their writes
+// (see useHTTP1 and batchingTLS): std must not be used for anything else.
+func New(std *http.Transport) *Transport {
+	useHTTP1(std)
+	batchingTLS(std)
 	maxIdle := std.MaxIdleConnsPerHost
 	if maxIdle <= 0 {
 		maxIdle = http.DefaultMaxIdleConnsPerHost
 	}
-	return &syncTransport{
+	return &Transport{
 		std: std, fallback: plainBodyTransport{std},
 		maxIdle: maxIdle, idleTimeout: std.IdleConnTimeout, idle: map[string][]*syncConn{},
 	}
 }
 
-// syncConn is one connection of a syncTransport.
+// syncConn is one connection of a Transport.
 type syncConn struct {
 	conn   net.Conn
 	raw    syscall.RawConn // the socket, to see whether the server closed it while idle; nil if unknown
@@ -67,7 +76,7 @@ const (
 // aLongTimeAgo is a deadline in the past: setting it interrupts the I/O of a connection.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil || (req.URL.Scheme != "https" && req.URL.Scheme != "http") || req.URL.Host == "" {
 		return t.fallback.RoundTrip(req)
 	}
@@ -163,7 +172,7 @@ func (sc *syncConn) write(req *http.Request) (err error) {
 }
 
 // conn returns an idle connection to key that is still open, or a new one.
-func (t *syncTransport) conn(ctx context.Context, scheme, key string) (*syncConn, error) {
+func (t *Transport) conn(ctx context.Context, scheme, key string) (*syncConn, error) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -240,7 +249,7 @@ func (sc *syncConn) open() bool {
 
 // release ends an exchange whose response has been read: the connection goes back to the idle
 // list if reuse allows and the context did not interrupt it, and is closed otherwise.
-func (t *syncTransport) release(sc *syncConn, stop func() bool, reuse bool) {
+func (t *Transport) release(sc *syncConn, stop func() bool, reuse bool) {
 	if !stop() || !reuse {
 		sc.conn.Close()
 		return
@@ -260,7 +269,7 @@ func (t *syncTransport) release(sc *syncConn, stop func() bool, reuse bool) {
 
 // CloseIdleConnections closes the idle connections; those in use are closed when their response
 // has been read.
-func (t *syncTransport) CloseIdleConnections() {
+func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = map[string][]*syncConn{}
@@ -273,10 +282,10 @@ func (t *syncTransport) CloseIdleConnections() {
 	t.std.CloseIdleConnections()
 }
 
-// syncBody is the body of a response of a syncTransport: when it has been read to the end, its
+// syncBody is the body of a response of a Transport: when it has been read to the end, its
 // connection is released; closed before that, the connection is closed.
 type syncBody struct {
-	t     *syncTransport
+	t     *Transport
 	sc    *syncConn
 	stop  func() bool
 	reuse bool

@@ -1,4 +1,4 @@
-package kinesis
+package transport
 
 import (
 	"context"
@@ -17,11 +17,11 @@ import (
 )
 
 // transportServer is a TLS test server that counts the connections it accepted, and a
-// syncTransport set up as kinesis.New sets up its own, trusting the server.
+// Transport set up as kinesis.New sets up its own, trusting the server.
 type transportServer struct {
 	*httptest.Server
 	conns atomic.Int64
-	tr    *syncTransport
+	tr    *Transport
 }
 
 func newTransportServer(t *testing.T, h http.HandlerFunc) *transportServer {
@@ -38,9 +38,7 @@ func newTransportServer(t *testing.T, h http.HandlerFunc) *transportServer {
 	std := s.Client().Transport.(*http.Transport).Clone()
 	std.Proxy = nil
 	std.MaxIdleConnsPerHost = 10 // as the SDK's transport sets it
-	useHTTP1(std)
-	batchingTLS(std)
-	s.tr = newSyncTransport(std)
+	s.tr = New(std)
 	t.Cleanup(s.tr.CloseIdleConnections)
 	return s
 }
@@ -231,7 +229,7 @@ func TestSyncTransportProxy(t *testing.T) {
 	t.Cleanup(proxy.Close)
 	proxyURL, _ := url.Parse(proxy.URL)
 	std := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
-	tr := newSyncTransport(std)
+	tr := New(std)
 	t.Cleanup(tr.CloseIdleConnections)
 	req, _ := http.NewRequest(http.MethodGet, "http://kinesis.example.invalid/x", nil)
 	resp, err := tr.RoundTrip(req)
