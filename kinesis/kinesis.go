@@ -104,6 +104,10 @@ type Options struct {
 	AutoRetry bool
 	// HTTPTimeout bounds one HTTP request; 0 means DefaultHTTPTimeout.
 	HTTPTimeout time.Duration
+	// HTTPTransport selects the code that makes the HTTP requests: "sync" (package transport's
+	// own) or "std" (net/http's). "" means the environment variable
+	// KINESIS_STREAMS_GO_HTTP_TRANSPORT, and "sync" when that is unset or empty.
+	HTTPTransport string
 }
 
 // API is the part of the SDK client that Client uses.
@@ -155,6 +159,10 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	if timeout <= 0 {
 		timeout = DefaultHTTPTimeout
 	}
+	mode, err := transport.SelectMode(o.HTTPTransport)
+	if err != nil {
+		return nil, fmt.Errorf("kinesis: %w", err)
+	}
 
 	// The buildable client lets LoadDefaultConfig apply AWS_CA_BUNDLE and keeps the proxy
 	// environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) of the default transport.
@@ -177,7 +185,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	// it makes itself and which go through that transport.
 	c := &Client{}
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		st := transport.New(b.GetTransport())
+		st := transport.New(b.GetTransport(), transport.WithMode(mode))
 		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
 		c.http = st
 	}
