@@ -79,13 +79,12 @@ type scriptServer struct {
 
 // exchange is one request as a handler sees it.
 type exchange struct {
-	req    *http.Request
-	conn   net.Conn
-	connN  int64 // the connection's number in the server, from 1
-	reqN   int   // the request's number on its connection, from 1
-	n      int64 // the request's number in the server, from 1
-	done   <-chan struct{}
-	closed *atomic.Int64
+	req   *http.Request
+	conn  net.Conn
+	connN int64 // the connection's number in the server, from 1
+	reqN  int   // the request's number on its connection, from 1
+	n     int64 // the request's number in the server, from 1
+	done  <-chan struct{}
 }
 
 // respond writes a response with a Content-Length; header holds extra lines, each ending "\r\n".
@@ -163,7 +162,7 @@ func (s *scriptServer) serve(c net.Conn, connN int64) {
 		if err != nil {
 			return
 		}
-		x := &exchange{req: req, conn: c, connN: connN, reqN: reqN, n: s.requests.Add(1), done: s.done, closed: &s.closed}
+		x := &exchange{req: req, conn: c, connN: connN, reqN: reqN, n: s.requests.Add(1), done: s.done}
 		if !s.handle(x) {
 			return
 		}
