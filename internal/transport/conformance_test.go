@@ -16,12 +16,16 @@ import (
 
 // request is one request of a conformance case.
 type request struct {
-	method    string // "" means GET
-	body      int    // bytes of body; 0: none
-	noGetBody bool   // the body cannot be rewound (Request.GetBody is nil)
-	failAt    int    // the body fails to read after this many bytes; 0: it does not
-	timeout   time.Duration
-	sleep     time.Duration // a pause before sending
+	method    string        // "" means GET
+	body      int           // bytes of body; 0: none
+	noGetBody bool          // the body cannot be rewound (Request.GetBody is nil)
+	failAt    int           // the body fails to read after this many bytes; 0: it does not
+	timeout   time.Duration // of the request's context; 0: 60s
+	// deadlineAfterSignal, when > 0, makes the context's deadline pass that long after the
+	// server's handler calls exchange.signal: at a given point of the exchange, however slow the
+	// machine (a deadline counted from the start could pass in the TLS handshake).
+	deadlineAfterSignal time.Duration
+	sleep               time.Duration // a pause before sending
 	// closeIdle makes the server close its idle connection before the request is sent.
 	closeIdle bool
 }
@@ -270,7 +274,7 @@ var conformanceCases = []conformanceCase{
 	},
 	{
 		name:     "early response: 413 while the client writes a large body, then close",
-		handle:   earlyAnswer(100 * time.Millisecond),
+		handle:   earlyAnswer(500 * time.Millisecond), // as net/http's server lingers
 		requests: []request{{method: "POST", body: 32 << 20}},
 		want:     want{results: []outcome{{status: 413, body: "too large"}}, conns: 1, requests: 1},
 	},
@@ -283,9 +287,14 @@ var conformanceCases = []conformanceCase{
 		stdWhy:   "net/http's reader and writer goroutines race: the write error may win",
 	},
 	{
-		name:     "early response: 413, and the server neither reads nor closes",
-		handle:   earlyAnswer(3 * time.Second),
-		requests: []request{{method: "POST", body: 32 << 20, timeout: 500 * time.Millisecond}},
+		name: "early response: 413, and the server neither reads nor closes",
+		handle: func(x *exchange) bool {
+			x.respond(http.StatusRequestEntityTooLarge, "Connection: close\r\n", "too large")
+			x.signal()
+			x.wait(time.Minute)
+			return false
+		},
+		requests: []request{{method: "POST", body: 32 << 20, deadlineAfterSignal: time.Second}},
 		want:     want{results: []outcome{{err: "deadline"}}, conns: 1, requests: 1},
 		stdWant:  &want{results: []outcome{{status: 413, body: "too large"}}, conns: 1, requests: 1},
 		stdWhy:   "the sync transport reads only once the body is written (or its write failed); net/http reads while it writes",
@@ -330,7 +339,7 @@ var conformanceCases = []conformanceCase{
 		},
 		handle: func(x *exchange) bool {
 			x.discardBody()
-			x.wait(5 * time.Second)
+			x.wait(time.Minute)
 			return false
 		},
 		requests: []request{{method: "POST", body: 10}},
@@ -339,13 +348,13 @@ var conformanceCases = []conformanceCase{
 	{
 		name: "ResponseHeaderTimeout does not limit a slow body",
 		setup: func(_ *testing.T, std *http.Transport, _ string) func(*testing.T) {
-			std.ResponseHeaderTimeout = 100 * time.Millisecond
+			std.ResponseHeaderTimeout = time.Second
 			return nil
 		},
 		handle: func(x *exchange) bool {
 			x.discardBody()
 			x.write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsl")
-			x.wait(300 * time.Millisecond)
+			x.wait(1500 * time.Millisecond)
 			x.write("ow")
 			return true
 		},
@@ -356,10 +365,11 @@ var conformanceCases = []conformanceCase{
 		name: "context deadline while waiting for the header",
 		handle: func(x *exchange) bool {
 			x.discardBody()
-			x.wait(5 * time.Second)
+			x.signal()
+			x.wait(time.Minute)
 			return false
 		},
-		requests: []request{{timeout: 100 * time.Millisecond}},
+		requests: []request{{deadlineAfterSignal: 50 * time.Millisecond}},
 		want:     want{results: []outcome{{err: "deadline"}}, conns: 1, requests: 1},
 	},
 	{
@@ -367,10 +377,11 @@ var conformanceCases = []conformanceCase{
 		handle: func(x *exchange) bool {
 			x.discardBody()
 			x.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
-			x.wait(5 * time.Second)
+			x.signal()
+			x.wait(time.Minute)
 			return false
 		},
-		requests: []request{{timeout: 200 * time.Millisecond}},
+		requests: []request{{deadlineAfterSignal: 50 * time.Millisecond}},
 		want:     want{results: []outcome{{status: 200, err: "body: deadline"}}, conns: 1, requests: 1},
 	},
 	{
@@ -456,7 +467,7 @@ func runConformance(t *testing.T, tc conformanceCase, scheme string, mode Mode, 
 			s.closeIdle(t)
 		}
 		time.Sleep(r.sleep)
-		got := do(t, tr, s.URL, r)
+		got := do(t, tr, s, r)
 		if i >= len(w.results) {
 			t.Errorf("request %d: %v, want no request", i+1, got)
 			continue
@@ -479,13 +490,17 @@ func runConformance(t *testing.T, tc conformanceCase, scheme string, mode Mode, 
 // bodyBytes is the source of request bodies.
 var bodyBytes = bytes.Repeat([]byte("0123456789abcdef"), 2<<20)
 
-// do sends r and reads the response to the end.
-func do(t *testing.T, tr http.RoundTripper, url string, r request) outcome {
+// do sends r to s and reads the response to the end.
+func do(t *testing.T, tr http.RoundTripper, s *scriptServer, r request) outcome {
 	timeout := r.timeout
 	if timeout == 0 {
-		timeout = 10 * time.Second
+		timeout = 60 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	var ctx context.Context = context.Background()
+	if r.deadlineAfterSignal > 0 {
+		ctx = newSignalDeadline(s.signals, r.deadlineAfterSignal)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var body io.Reader
 	if r.body > 0 {
@@ -498,7 +513,7 @@ func do(t *testing.T, tr http.RoundTripper, url string, r request) outcome {
 	if method == "" {
 		method = http.MethodGet
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url+"/", body)
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+"/", body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,6 +535,36 @@ func do(t *testing.T, tr http.RoundTripper, url string, r request) outcome {
 		o.err = "body: " + errKind(err)
 	}
 	return o
+}
+
+// signalDeadline is a context whose deadline passes a delay after a signal.
+type signalDeadline struct {
+	context.Context
+	done chan struct{}
+}
+
+func newSignalDeadline(signal <-chan struct{}, delay time.Duration) *signalDeadline {
+	c := &signalDeadline{Context: context.Background(), done: make(chan struct{})}
+	go func() {
+		select {
+		case <-signal:
+			time.Sleep(delay)
+		case <-time.After(time.Minute):
+		}
+		close(c.done)
+	}()
+	return c
+}
+
+func (c *signalDeadline) Done() <-chan struct{} { return c.done }
+
+func (c *signalDeadline) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }
 
 type failingReader struct{}

@@ -72,6 +72,7 @@ type scriptServer struct {
 	closed   atomic.Int64 // connections the server has closed
 	handle   func(x *exchange) (keep bool)
 	done     chan struct{} // closed at cleanup: handlers that wait give up
+	signals  chan struct{} // see exchange.signal
 
 	mu   sync.Mutex
 	open map[net.Conn]bool
@@ -85,6 +86,16 @@ type exchange struct {
 	reqN  int   // the request's number on its connection, from 1
 	n     int64 // the request's number in the server, from 1
 	done  <-chan struct{}
+	sigs  chan<- struct{}
+}
+
+// signal tells the test that the handler has reached the point a request's deadline is set
+// from (see request.deadlineAfterSignal).
+func (x *exchange) signal() {
+	select {
+	case x.sigs <- struct{}{}:
+	default:
+	}
 }
 
 // respond writes a response with a Content-Length; header holds extra lines, each ending "\r\n".
@@ -120,7 +131,10 @@ func startScriptServer(t *testing.T, scheme string, handle func(x *exchange) boo
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
 	}
-	s := &scriptServer{URL: scheme + "://" + ln.Addr().String(), handle: handle, done: make(chan struct{}), open: map[net.Conn]bool{}}
+	s := &scriptServer{
+		URL: scheme + "://" + ln.Addr().String(), handle: handle,
+		done: make(chan struct{}), signals: make(chan struct{}, 1), open: map[net.Conn]bool{},
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -162,7 +176,7 @@ func (s *scriptServer) serve(c net.Conn, connN int64) {
 		if err != nil {
 			return
 		}
-		x := &exchange{req: req, conn: c, connN: connN, reqN: reqN, n: s.requests.Add(1), done: s.done}
+		x := &exchange{req: req, conn: c, connN: connN, reqN: reqN, n: s.requests.Add(1), done: s.done, sigs: s.signals}
 		if !s.handle(x) {
 			return
 		}
@@ -187,7 +201,7 @@ func (s *scriptServer) closeIdle(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 }
 
 // proxy is an HTTP proxy on 127.0.0.1: it forwards plain requests (absolute-form) and tunnels
