@@ -305,8 +305,11 @@ func (t *Transport) exchange(ctx context.Context, sc *syncConn, req *http.Reques
 		}
 		sc.setReadDeadline(ctx, time.Now().Add(earlyResponseWait))
 		resp, err := t.readResponse(sc, req)
-		if err != nil {
-			return nil, sc.r.n == start && !isTimeout(err), werr
+		switch {
+		case err != nil && sc.r.n == start:
+			return nil, !isTimeout(err), werr // no answer: the write's error says what happened
+		case err != nil:
+			return nil, false, err // a part of an answer, which the error describes
 		}
 		sc.setReadDeadline(ctx, time.Time{})
 		resp.Close = true // the rest of the request is unsent: the connection cannot carry another
