@@ -12,6 +12,7 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/batcher"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/config"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/transport"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
@@ -123,6 +124,9 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 		Shards:            client,
 	})
 	log.Info("initialized: " + cfg.String())
+	if t := client.HTTPTransport(); t != "sync" {
+		log.Info(fmt.Sprintf("http transport: %s (Go's net/http), as %s asks", t, transport.ModeEnv))
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}

@@ -44,6 +44,7 @@ func isolateEnv(t *testing.T) {
 		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_STS",
 		"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_DEFAULTS_MODE", "AWS_CA_BUNDLE",
 		"AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_REGION", "AWS_DEFAULT_REGION",
+		"KINESIS_STREAMS_GO_HTTP_TRANSPORT",
 	} {
 		t.Setenv(k, "") // restores the old value at the end of the test
 		os.Unsetenv(k)
@@ -898,7 +899,7 @@ func TestClose(t *testing.T) {
 
 // TestConnectionReuse sends requests one after another to a local endpoint, where the answer can
 // arrive before net/http has finished with the request body: every request must reuse the one
-// connection (see plainBodyTransport).
+// connection (see package transport, plainBodyTransport).
 func TestConnectionReuse(t *testing.T) {
 	isolateEnv(t)
 	var conns atomic.Int32
