@@ -110,6 +110,19 @@ func NewAggregator(maxSize int) *Aggregator {
 // MaxSize is the aggregator's size limit.
 func (a *Aggregator) MaxSize() int { return a.maxSize }
 
+// SetMaxSize changes the size limit of the next aggregate (as NewAggregator's maxSize), when the
+// stream's maximum record size changes. It does nothing while the aggregate is not empty, whose
+// records were admitted under the old limit: Reset it first.
+func (a *Aggregator) SetMaxSize(maxSize int) {
+	if a.n > 0 {
+		return
+	}
+	if maxSize <= 0 {
+		maxSize = limits.DefaultMaxRecordSize
+	}
+	a.maxSize = maxSize
+}
+
 // Len is the number of user records in the aggregate.
 func (a *Aggregator) Len() int { return a.n }
 
