@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -110,6 +111,8 @@ type Options struct {
 	// httpClient, when set, makes every request of STS and Kinesis, for tests that look at the
 	// requests without any network.
 	httpClient aws.HTTPClient
+	// dial, when set, opens the client's connections, for tests that give a name an address.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // API is the part of the SDK client that Client uses.
@@ -174,9 +177,13 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 
 	// The buildable client lets LoadDefaultConfig apply AWS_CA_BUNDLE and keeps the proxy
 	// environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) of the default transport.
+	httpClient := awshttp.NewBuildableClient().WithTimeout(timeout)
+	if o.dial != nil {
+		httpClient = httpClient.WithTransportOptions(func(tr *http.Transport) { tr.DialContext = o.dial })
+	}
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRegion(o.Region),
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),
+		config.WithHTTPClient(httpClient),
 	}
 	if o.Profile != "" {
 		loadOpts = append(loadOpts, config.WithSharedConfigProfile(o.Profile))
