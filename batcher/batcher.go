@@ -362,6 +362,7 @@ func (p *Pool) acquire() (*batcher, error) {
 const maxKeptArena = 2 * limits.MaxRequestBytes
 
 func (p *Pool) release(b *batcher) {
+	b.releaseAggregates()
 	if cap(b.arena) > maxKeptArena {
 		b.arena = nil // a huge skipped record grew it: let it go
 	}

@@ -254,6 +254,19 @@ func (a *Aggregator) Finish(dst []byte) []byte {
 	return append(dst, sum[:]...)
 }
 
+// Retained is what the aggregator's buffers hold on to, in bytes: the capacity of its record buffer
+// and of its key table (a string header per key).
+func (a *Aggregator) Retained() int { return cap(a.records) + cap(a.keys)*16 }
+
+// Release drops the buffers of an empty aggregator, so that an aggregator left idle costs nothing;
+// the next Add allocates again. It does nothing to an aggregate that holds records.
+func (a *Aggregator) Release() {
+	if a.n > 0 {
+		return
+	}
+	a.records, a.keys, a.index, a.indexed = nil, nil, nil, false
+}
+
 // Reset empties the aggregate, keeping its buffers.
 func (a *Aggregator) Reset() {
 	clear(a.keys) // drop the references to the keys
