@@ -55,6 +55,7 @@ func TestFIPSAndDualStackEndpoints(t *testing.T) {
 		region, stream   string
 		fips, dual       *bool
 		envFIPS, envDual string
+		noAccount        bool // AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled
 		endpoint, sts    string
 		kinesisHost      string // the regional host; a custom endpoint when it has a scheme
 		accountHost      string // the host after ACCOUNT.control- or ACCOUNT.data-, when not kinesisHost
@@ -85,6 +86,8 @@ func TestFIPSAndDualStackEndpoints(t *testing.T) {
 			kinesisHost: "kinesis.eu-west-1.api.aws", stsHost: "sts.eu-west-1.api.aws"},
 		{name: "keys false win over the environment", region: "eu-west-1", envFIPS: "true", envDual: "true", fips: off, dual: off,
 			kinesisHost: "kinesis.eu-west-1.amazonaws.com", stsHost: "sts.eu-west-1.amazonaws.com"},
+		{name: "account endpoints disabled", region: "eu-west-1", fips: on, noAccount: true,
+			kinesisHost: "kinesis-fips.eu-west-1.amazonaws.com", stsHost: "sts-fips.eu-west-1.amazonaws.com"},
 		{name: "custom endpoints used as given", region: "us-east-1", fips: on, dual: on,
 			endpoint: "http://127.0.0.1:4567", sts: "https://sts.example.com",
 			kinesisHost: "http://127.0.0.1:4567", stsHost: "https://sts.example.com"},
@@ -106,6 +109,9 @@ func TestFIPSAndDualStackEndpoints(t *testing.T) {
 				}
 				if tt.envDual != "" {
 					t.Setenv("AWS_USE_DUALSTACK_ENDPOINT", tt.envDual)
+				}
+				if tt.noAccount {
+					t.Setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
 				}
 				o := Options{Region: tt.region, Stream: tt.stream, Endpoint: tt.endpoint, STSEndpoint: tt.sts,
 					UseFIPSEndpoint: tt.fips, UseDualStackEndpoint: tt.dual}
@@ -129,7 +135,7 @@ func TestFIPSAndDualStackEndpoints(t *testing.T) {
 				}
 				// DescribeStreamSummary, then PutRecords.
 				want := url(tt.kinesisHost) + " " + url(tt.kinesisHost)
-				if !strings.Contains(tt.kinesisHost, "://") && (role || tt.stream != "") {
+				if !strings.Contains(tt.kinesisHost, "://") && !tt.noAccount && (role || tt.stream != "") {
 					host := tt.kinesisHost
 					if tt.accountHost != "" {
 						host = tt.accountHost
