@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/batcher"
@@ -44,6 +45,9 @@ type instance struct {
 	cancel  context.CancelFunc
 	summary *summary
 	metrics instanceMetrics // nil without metrics
+	// limit is the stream's maximum record size with max_record_size auto, nil otherwise.
+	limit        *streamLimit
+	lastOversize atomic.Int64 // the pool's SkippedOversize when oversizeSkipped last looked
 
 	closeOnce sync.Once
 }
@@ -97,17 +101,41 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 		Profile:     cfg.Profile,
 		AutoRetry:   cfg.AutoRetryRequests,
 		HTTPTimeout: cfg.HTTPRequestTimeout,
+
+		UseFIPSEndpoint:      cfg.UseFIPSEndpoint,
+		UseDualStackEndpoint: cfg.UseDualStackEndpoint,
 	})
 	if err != nil {
 		log.Error(err.Error())
 		return nil, err
 	}
+	log.Info("initialized: " + cfg.String())
+	if t := client.HTTPTransport(); t != "sync" {
+		log.Info(fmt.Sprintf("http transport: %s (Go's net/http), as %s asks", t, transport.ModeEnv))
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	var limit *streamLimit
+	var recordSizeLimit func() int
+	if cfg.MaxRecordSize == config.MaxRecordSizeAuto {
+		limit = newStreamLimit(log, client.DescribeStream)
+		recordSizeLimit = limit.get
+	}
+	if err := startupCheck(log, client, cfg, limit); err != nil {
+		client.Close()
+		return nil, err
+	}
 	var putter batcher.Putter = client
+	if limit != nil {
+		putter = limitWatch{putter, limit}
+	}
 	if env.metrics != nil {
-		putter = timedPutter{client, env.metrics.observeRequest}
+		putter = timedPutter{putter, env.metrics.observeRequest}
 	}
 	pool := batcher.NewPool(putter, batcher.Options{
-		MaxRecordSize: cfg.MaxRecordSize,
+		MaxRecordSize:   cfg.MaxRecordSize,
+		RecordSizeLimit: recordSizeLimit,
 		Record: record.Options{
 			TimeKey:       cfg.TimeKey,
 			TimeFormat:    cfg.TimeFormat,
@@ -123,21 +151,19 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 		SimpleAggregation: cfg.SimpleAggregation,
 		Shards:            client,
 	})
-	log.Info("initialized: " + cfg.String())
-	if t := client.HTTPTransport(); t != "sync" {
-		log.Info(fmt.Sprintf("http transport: %s (Go's net/http), as %s asks", t, transport.ModeEnv))
+	maxRecordSize := cfg.MaxRecordSize
+	if limit != nil {
+		maxRecordSize = limit.get()
 	}
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
-	logFeatures(log, cfg)
+	logFeatures(log, cfg, maxRecordSize)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &instance{name: env.name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
-		summary: startSummary(log, cfg.SummaryInterval, pool.Stats), metrics: env.metrics}, nil
+		summary: startSummary(log, cfg.SummaryInterval, pool.Stats), metrics: env.metrics, limit: limit}, nil
 }
 
-// logFeatures writes one line per packing feature that is on, saying what it does.
-func logFeatures(log *slog.Logger, cfg config.Config) {
+// logFeatures writes one line per packing feature that is on, saying what it does; maxRecordSize
+// is the maximum record size in effect.
+func logFeatures(log *slog.Logger, cfg config.Config, maxRecordSize int) {
 	if !cfg.PartitionKey.IsZero() {
 		log.Info(fmt.Sprintf("partition_key: a record's partition key is its field %q; a record without a usable value gets a random key",
 			cfg.PartitionKey.String()))
@@ -149,23 +175,32 @@ func logFeatures(log *slog.Logger, cfg config.Config) {
 	switch {
 	case cfg.Aggregation && !cfg.PartitionKey.IsZero():
 		log.Info(fmt.Sprintf("aggregation: KPL aggregated records of up to %d bytes, shard-aware: the stream's shards are listed "+
-			"(kinesis:ListShards) every %v, and each aggregate holds the records of one shard", cfg.MaxRecordSize, batcher.DefaultShardMapRefresh))
+			"(kinesis:ListShards) every %v, and each aggregate holds the records of one shard", maxRecordSize, batcher.DefaultShardMapRefresh))
 	case cfg.Aggregation:
 		log.Info(fmt.Sprintf("aggregation: KPL aggregated records of up to %d bytes, the records of each aggregate sharing one random partition key",
-			cfg.MaxRecordSize))
+			maxRecordSize))
 	case cfg.SimpleAggregation:
 		log.Info(fmt.Sprintf("simple_aggregation: records, each ending with a newline, are joined into Kinesis records of up to %d bytes",
-			cfg.MaxRecordSize))
+			maxRecordSize))
 	}
 }
 
 // flush sends one chunk and says what Fluent Bit should do with it.
 func (i *instance) flush(chunk []byte, tag string) outcome {
-	_, err := i.pool.Flush(i.ctx, chunk, tag)
+	res, err := i.pool.Flush(i.ctx, chunk, tag)
 	if i.metrics != nil {
 		i.metrics.update(i.pool.Stats())
 	}
+	if i.limit != nil {
+		i.limit.afterFlush(res.Skipped > 0 && i.oversizeSkipped())
+	}
 	return i.outcome(err, tag)
+}
+
+// oversizeSkipped reports whether records were skipped as too large since it was last called.
+func (i *instance) oversizeSkipped() bool {
+	n := i.pool.Stats().SkippedOversize
+	return i.lastOversize.Swap(n) != n
 }
 
 // timedPutter passes each request's duration to observe.
@@ -223,6 +258,9 @@ func (i *instance) close() {
 			}
 		}
 		i.cancel()
+		if i.limit != nil {
+			i.limit.close()
+		}
 		i.client.Close()
 		stats := i.pool.Stats()
 		if i.metrics != nil {

@@ -82,7 +82,7 @@ func TestLogFeatures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
-			logFeatures(newLogger(&buf, "kinesis_streams_go", "x", slog.LevelInfo), tt.cfg)
+			logFeatures(newLogger(&buf, "kinesis_streams_go", "x", slog.LevelInfo), tt.cfg, tt.cfg.MaxRecordSize)
 			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 			if buf.Len() == 0 {
 				lines = nil

@@ -159,6 +159,10 @@ type Options struct {
 	// DefaultShardMapRefresh. It is listed again sooner when Kinesis puts an aggregate in another
 	// shard than the map's (the stream was resharded).
 	ShardMapRefresh time.Duration
+
+	// RecordSizeLimit, when set, gives the maximum record size in MaxRecordSize's place when each
+	// flush begins (a value <= 0 leaves MaxRecordSize): the stream's own, which can change.
+	RecordSizeLimit func() int
 }
 
 // Result counts what one flush did, in events (Fluent Bit records): a Kinesis record that
@@ -197,6 +201,9 @@ type Pool struct {
 
 	statsMu sync.Mutex
 	stats   Stats // the counts; the ledger's are read by Stats
+
+	// recordSizeLimit is Options.RecordSizeLimit: when set, it overrides maxRecordSize per flush.
+	recordSizeLimit func() int
 }
 
 // NewPool returns a pool sending through p.
@@ -244,6 +251,7 @@ func NewPool(p Putter, o Options) *Pool {
 		packing:       pk,
 		aggMaxSize:    aggregateLimit(max, o.Compression),
 	}
+	pool.recordSizeLimit = o.RecordSizeLimit
 	if pk == packKPL && !o.PartitionKey.IsZero() {
 		pool.shards = shardCache{lister: o.Shards, refresh: refresh, infoLimit: loglimit.Limiter{Every: every}}
 	}
@@ -354,6 +362,7 @@ func (p *Pool) acquire() (*batcher, error) {
 const maxKeptArena = 2 * limits.MaxRequestBytes
 
 func (p *Pool) release(b *batcher) {
+	b.releaseAggregates()
 	if cap(b.arena) > maxKeptArena {
 		b.arena = nil // a huge skipped record grew it: let it go
 	}

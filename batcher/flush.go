@@ -72,6 +72,8 @@ type batcher struct {
 	invalid  []int // records the encoder refused
 
 	f flushState // the flush in progress
+
+	recordLimits // of the flush in progress, see setLimits
 }
 
 // flushState is what one flush knows of itself. begin resets it by assignment.
@@ -104,6 +106,7 @@ type flushState struct {
 // same chunk delivered, which are not sent again, and shardMap is the flush's shard map (nil when
 // aggregation is not shard-aware).
 func (b *batcher) begin(tag string, earlier Bitset, shardMap *kpl.ShardMap) {
+	b.setLimits()
 	b.f = flushState{tag: tag, earlier: earlier, shardMap: shardMap, attempt: 1}
 	b.arena, b.spans, b.pending, b.events = b.arena[:0], b.spans[:0], 0, b.events[:0]
 	b.joined, b.joinedEvs = b.joined[:0], b.joinedEvs[:0]
@@ -200,7 +203,7 @@ func (b *batcher) addKeyed(ctx context.Context, data []byte, key string) {
 func (b *batcher) commit(ctx context.Context, start int, key string, shard int, evs []int) {
 	n := len(b.arena) - start
 	size := n + len(key) // kinesis.Entry.Size
-	if size > b.pool.maxRecordSize {
+	if size > b.maxRecordSize {
 		b.arena = b.arena[:start]
 		b.f.stats.SkippedOversize += int64(len(evs))
 		b.f.largest = max(b.f.largest, size)

@@ -117,7 +117,7 @@ func (b *batcher) addJoined(ctx context.Context, idx int, data []byte) {
 // joinedFits reports whether n bytes of joined records surely fit one Kinesis record once
 // compressed, with a random key.
 func (b *batcher) joinedFits(n int) bool {
-	return b.pool.compression.Bound(n)+kinesis.KeyLen <= b.pool.maxRecordSize
+	return b.pool.compression.Bound(n)+kinesis.KeyLen <= b.maxRecordSize
 }
 
 // finishJoined sends the joined records, if any, as one Kinesis record with a random key.
@@ -155,7 +155,7 @@ func (b *batcher) prepareGroups() {
 		n = b.f.shardMap.Len()
 	}
 	for len(b.groups) < n {
-		b.groups = append(b.groups, &aggGroup{agg: kpl.NewAggregator(b.pool.aggMaxSize)})
+		b.groups = append(b.groups, &aggGroup{agg: kpl.NewAggregator(b.aggMaxSize)})
 	}
 	for i := range n {
 		b.groups[i].shard = noShard

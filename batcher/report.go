@@ -111,7 +111,7 @@ func (b *batcher) logSkips() {
 	log, tag, suffix := b.pool.log, slog.String("tag", b.f.tag), loglimit.HeldBack(held)
 	if st.SkippedOversize > 0 {
 		log.Warn(fmt.Sprintf("skipped %d records larger than max_record_size %d bytes (largest %d bytes) in a chunk of tag %q%s",
-			st.SkippedOversize, b.pool.maxRecordSize, b.f.largest, b.f.tag, suffix), tag)
+			st.SkippedOversize, b.maxRecordSize, b.f.largest, b.f.tag, suffix), tag)
 	}
 	if st.SkippedNoLogKey > 0 {
 		log.Warn(fmt.Sprintf("skipped %d records without log_key %q in a chunk of tag %q%s",

@@ -67,6 +67,9 @@ var Keys = []string{
 	"simple_aggregation",
 	"max_record_size",
 	"summary_interval",
+	"startup_check",
+	"use_fips_endpoint",
+	"use_dualstack_endpoint",
 }
 
 // Defaults of the keys that have one.
@@ -78,8 +81,27 @@ const (
 	DefaultCompression        = compress.None
 	DefaultAggregation        = false
 	DefaultSimpleAggregation  = false
-	DefaultMaxRecordSize      = limits.DefaultMaxRecordSize
+	DefaultMaxRecordSize      = MaxRecordSizeAuto
 	DefaultSummaryInterval    = time.Minute
+	DefaultStartupCheck       = StartupCheckWarn
+)
+
+// MaxRecordSizeAuto is the MaxRecordSize of max_record_size auto: the stream's own maximum record
+// size, which the start-up check reads (limits.DefaultMaxRecordSize until it is known).
+const MaxRecordSizeAuto = 0
+
+// StartupCheck is what Init does with the start-up check (startup_check): resolve the credentials
+// and describe the stream, and log what it found.
+type StartupCheck string
+
+// The values of startup_check.
+const (
+	// StartupCheckWarn logs what is wrong, and starts anyway: records are retried as usual.
+	StartupCheckWarn StartupCheck = "warn"
+	// StartupCheckFail makes Init fail when the stream cannot be confirmed usable.
+	StartupCheckFail StartupCheck = "fail"
+	// StartupCheckOff makes no call at Init.
+	StartupCheckOff StartupCheck = "off"
 )
 
 // Bounds of max_record_size. Kinesis accepts records of up to 1 MiB by
@@ -142,9 +164,17 @@ type Config struct {
 	// simple_aggregation. At most one of them is true.
 	Aggregation       bool
 	SimpleAggregation bool
-	MaxRecordSize     int // bytes
+	// MaxRecordSize is the stream's maximum record size in bytes, or MaxRecordSizeAuto (0) to
+	// take the stream's own.
+	MaxRecordSize int
 	// SummaryInterval is how often an instance logs a summary line while records flow; 0 is never.
 	SummaryInterval time.Duration
+	StartupCheck    StartupCheck
+	// UseFIPSEndpoint and UseDualStackEndpoint choose among the AWS endpoints of Kinesis and STS;
+	// nil leaves the choice to the SDK's settings (AWS_USE_FIPS_ENDPOINT,
+	// AWS_USE_DUALSTACK_ENDPOINT, the profile). A custom endpoint is used as given.
+	UseFIPSEndpoint      *bool
+	UseDualStackEndpoint *bool
 
 	// Warnings are problems that do not stop the plugin, for the Init log.
 	Warnings []string
@@ -156,26 +186,29 @@ type Config struct {
 func Parse(g Getter) (Config, error) {
 	p := parser{g: g}
 	c := Config{
-		Region:             p.region("region"),
-		Stream:             p.stream("stream"),
-		Endpoint:           p.endpoint("endpoint"),
-		STSEndpoint:        p.endpoint("sts_endpoint"),
-		RoleARN:            p.roleARN("role_arn"),
-		ExternalID:         p.externalID("external_id"),
-		Profile:            p.get("profile"),
-		AutoRetryRequests:  p.boolean("auto_retry_requests", DefaultAutoRetryRequests),
-		HTTPRequestTimeout: p.duration("http_request_timeout", DefaultHTTPRequestTimeout),
-		TimeKey:            p.get("time_key"),
-		LogKey:             p.get("log_key"),
-		DataKeys:           p.names("data_keys"),
-		ReplaceDots:        p.get("replace_dots"),
-		AppendNewline:      p.boolean("append_newline", DefaultAppendNewline),
-		PartitionKey:       p.keyPath("partition_key"),
-		Compression:        p.compression("compression"),
-		Aggregation:        p.boolean("aggregation", DefaultAggregation),
-		SimpleAggregation:  p.boolean("simple_aggregation", DefaultSimpleAggregation),
-		MaxRecordSize:      p.size("max_record_size", DefaultMaxRecordSize),
-		SummaryInterval:    p.durationOrOff("summary_interval", DefaultSummaryInterval),
+		Region:               p.region("region"),
+		Stream:               p.stream("stream"),
+		Endpoint:             p.endpoint("endpoint"),
+		STSEndpoint:          p.endpoint("sts_endpoint"),
+		RoleARN:              p.roleARN("role_arn"),
+		ExternalID:           p.externalID("external_id"),
+		Profile:              p.get("profile"),
+		AutoRetryRequests:    p.boolean("auto_retry_requests", DefaultAutoRetryRequests),
+		HTTPRequestTimeout:   p.duration("http_request_timeout", DefaultHTTPRequestTimeout),
+		TimeKey:              p.get("time_key"),
+		LogKey:               p.get("log_key"),
+		DataKeys:             p.names("data_keys"),
+		ReplaceDots:          p.get("replace_dots"),
+		AppendNewline:        p.boolean("append_newline", DefaultAppendNewline),
+		PartitionKey:         p.keyPath("partition_key"),
+		Compression:          p.compression("compression"),
+		Aggregation:          p.boolean("aggregation", DefaultAggregation),
+		SimpleAggregation:    p.boolean("simple_aggregation", DefaultSimpleAggregation),
+		MaxRecordSize:        p.recordSize("max_record_size"),
+		SummaryInterval:      p.durationOrOff("summary_interval", DefaultSummaryInterval),
+		StartupCheck:         p.startupCheck("startup_check"),
+		UseFIPSEndpoint:      p.optionalBoolean("use_fips_endpoint"),
+		UseDualStackEndpoint: p.optionalBoolean("use_dualstack_endpoint"),
 	}
 	c.TimeKeyFormat, c.TimeFormat = p.timeFormat("time_key_format")
 	for _, k := range retiredKeys {
@@ -199,6 +232,14 @@ func Parse(g Getter) (Config, error) {
 	if c.SimpleAggregation && !c.PartitionKey.IsZero() {
 		p.fail(errors.New(`config: "partition_key" has no effect with "simple_aggregation", which joins records of any key into one Kinesis record with a random key: ` +
 			`remove one of them (use "aggregation" to keep each record's key)`))
+	}
+	for _, k := range []struct {
+		name string
+		on   *bool
+	}{{"use_fips_endpoint", c.UseFIPSEndpoint}, {"use_dualstack_endpoint", c.UseDualStackEndpoint}} {
+		if k.on != nil && *k.on && c.Endpoint != "" {
+			c.Warnings = append(c.Warnings, fmt.Sprintf(`config: %q does not change "endpoint", which is used as given`, k.name))
+		}
 	}
 	if arnRegion, ok := streamARNRegion(c.Stream); ok && isHostLabel(c.Region) && arnRegion != fipsFree(c.Region) {
 		p.fail(fmt.Errorf(`config: "stream" is an ARN in region %q but "region" is %q: Kinesis takes a stream ARN only in its own region, set "region" to %q`,
@@ -258,7 +299,20 @@ func (c Config) String() string {
 	if c.SimpleAggregation {
 		add("simple_aggregation", "true")
 	}
-	add("max_record_size", strconv.Itoa(c.MaxRecordSize))
+	if c.MaxRecordSize == MaxRecordSizeAuto {
+		add("max_record_size", "auto")
+	} else {
+		add("max_record_size", strconv.Itoa(c.MaxRecordSize))
+	}
+	if c.StartupCheck != DefaultStartupCheck {
+		add("startup_check", string(c.StartupCheck))
+	}
+	if c.UseFIPSEndpoint != nil {
+		add("use_fips_endpoint", strconv.FormatBool(*c.UseFIPSEndpoint))
+	}
+	if c.UseDualStackEndpoint != nil {
+		add("use_dualstack_endpoint", strconv.FormatBool(*c.UseDualStackEndpoint))
+	}
 	if c.SummaryInterval != DefaultSummaryInterval {
 		summary := "off"
 		if c.SummaryInterval > 0 {
@@ -397,6 +451,36 @@ func (p *parser) boolean(key string, def bool) bool {
 	return def
 }
 
+// optionalBoolean is boolean without a default: nil when the key is unset.
+func (p *parser) optionalBoolean(key string) *bool {
+	if p.get(key) == "" {
+		return nil
+	}
+	v := p.boolean(key, false)
+	return &v
+}
+
+// startupCheck accepts warn, fail or off, in any case.
+func (p *parser) startupCheck(key string) StartupCheck {
+	v := p.get(key)
+	switch c := StartupCheck(strings.ToLower(v)); c {
+	case "":
+		return DefaultStartupCheck
+	case StartupCheckWarn, StartupCheckFail, StartupCheckOff:
+		return c
+	}
+	p.invalid(key, v, "warn, fail or off")
+	return DefaultStartupCheck
+}
+
+// recordSize is size, or MaxRecordSizeAuto for auto (in any case) or an unset key.
+func (p *parser) recordSize(key string) int {
+	if strings.EqualFold(p.get(key), "auto") {
+		return MaxRecordSizeAuto
+	}
+	return p.size(key, DefaultMaxRecordSize)
+}
+
 // duration accepts a Go duration (30s, 1m30s, 500ms) or, as Fluent Bit, a
 // whole number of seconds.
 func (p *parser) duration(key string, def time.Duration) time.Duration {
@@ -451,7 +535,7 @@ func (p *parser) size(key string, def int) int {
 	}
 	n, ok := parseSize(v)
 	if !ok || n < MinMaxRecordSize || n > MaxMaxRecordSize {
-		p.invalid(key, v, "a size from 1M to 10M (1048576 to 10485760 bytes), such as 1M, 5MB or 2097152")
+		p.invalid(key, v, "auto, or a size from 1M to 10M (1048576 to 10485760 bytes), such as 1M, 5MB or 2097152")
 		return def
 	}
 	return n

@@ -38,8 +38,9 @@ func TestParseDefaults(t *testing.T) {
 		HTTPRequestTimeout: 60 * time.Second,
 		TimeKeyFormat:      "%Y-%m-%dT%H:%M:%S",
 		AppendNewline:      true,
-		MaxRecordSize:      1048576,
+		MaxRecordSize:      MaxRecordSizeAuto,
 		SummaryInterval:    time.Minute,
+		StartupCheck:       StartupCheckWarn,
 	}
 	if c.TimeFormat == nil {
 		t.Fatal("TimeFormat is nil")
@@ -162,6 +163,22 @@ func TestParseValid(t *testing.T) {
 		{"max_record_size bytes", with("max_record_size", "2097152"), func(c Config) any { return c.MaxRecordSize }, 2097152},
 		{"max_record_size lowest", with("max_record_size", "1048576"), func(c Config) any { return c.MaxRecordSize }, 1048576},
 		{"max_record_size highest", with("max_record_size", "10485760"), func(c Config) any { return c.MaxRecordSize }, 10485760},
+		{"max_record_size auto", with("max_record_size", " Auto "), func(c Config) any { return c.MaxRecordSize }, MaxRecordSizeAuto},
+		{"max_record_size unset is auto", with("max_record_size", ""), func(c Config) any { return c.MaxRecordSize }, MaxRecordSizeAuto},
+		{"startup_check fail", with("startup_check", "FAIL"), func(c Config) any { return c.StartupCheck }, StartupCheckFail},
+		{"startup_check off", with("startup_check", " off"), func(c Config) any { return c.StartupCheck }, StartupCheckOff},
+		{"startup_check warn", with("startup_check", "warn"), func(c Config) any { return c.StartupCheck }, StartupCheckWarn},
+		{"use_fips_endpoint unset", base(), func(c Config) any { return c.UseFIPSEndpoint == nil && c.UseDualStackEndpoint == nil }, true},
+		{"use_fips_endpoint on", with("use_fips_endpoint", "on"), func(c Config) any { return *c.UseFIPSEndpoint }, true},
+		{"use_fips_endpoint false", with("use_fips_endpoint", "false"), func(c Config) any { return *c.UseFIPSEndpoint }, false},
+		{"use_dualstack_endpoint yes", with("use_dualstack_endpoint", "Yes"), func(c Config) any { return *c.UseDualStackEndpoint }, true},
+		{"use_dualstack_endpoint off", with("use_dualstack_endpoint", "off"), func(c Config) any { return *c.UseDualStackEndpoint }, false},
+		{"use_fips_endpoint with endpoint warns", with("use_fips_endpoint", "true", "use_dualstack_endpoint", "true", "endpoint", "http://127.0.0.1:4567"),
+			func(c Config) any { return strings.Join(c.Warnings, "\n") },
+			"config: \"use_fips_endpoint\" does not change \"endpoint\", which is used as given\n" +
+				"config: \"use_dualstack_endpoint\" does not change \"endpoint\", which is used as given"},
+		{"use_fips_endpoint false with endpoint is quiet", with("use_fips_endpoint", "false", "endpoint", "http://127.0.0.1:4567"),
+			func(c Config) any { return len(c.Warnings) }, 0},
 		{"keys are case-insensitive", MapGetter{"Region": "us-west-2", "STREAM": "s", "Max_Record_Size": "3M"},
 			func(c Config) any { return fmt.Sprint(c.Region, c.Stream, c.MaxRecordSize) }, "us-west-2s3145728"},
 		{"empty values are unset", with("endpoint", "", "http_request_timeout", "  ", "append_newline", ""),
@@ -191,7 +208,7 @@ func TestParseInvalid(t *testing.T) {
 		wantEndpoint = `want a URL such as https://host, https://host:port or http://127.0.0.1:4567, or a bare host[:port] (HTTPS)`
 		wantBool     = `want true, false, on, off, yes or no`
 		wantDuration = `want a positive duration such as 60s, 1m30s or 500ms, or a whole number of seconds`
-		wantSize     = `want a size from 1M to 10M (1048576 to 10485760 bytes), such as 1M, 5MB or 2097152`
+		wantSize     = `want auto, or a size from 1M to 10M (1048576 to 10485760 bytes), such as 1M, 5MB or 2097152`
 		wantRole     = `want an IAM role ARN such as arn:aws:iam::123456789012:role/name`
 		wantKeyPath  = `want a top-level key name, or key names joined by -> for nested maps, such as kubernetes->pod_name`
 	)
@@ -320,6 +337,11 @@ func TestParseInvalid(t *testing.T) {
 		{"max_record_size unit only", with("max_record_size", "M"), bad("max_record_size", "M", wantSize)},
 		{"max_record_size bad unit", with("max_record_size", "2MBs"), bad("max_record_size", "2MBs", wantSize)},
 		{"max_record_size bytes unit", with("max_record_size", "2097152B"), bad("max_record_size", "2097152B", wantSize)},
+		{"max_record_size automatic", with("max_record_size", "automatic"), bad("max_record_size", "automatic", wantSize)},
+		{"startup_check", with("startup_check", "error"), bad("startup_check", "error", "want warn, fail or off")},
+		{"startup_check bool", with("startup_check", "true"), bad("startup_check", "true", "want warn, fail or off")},
+		{"use_fips_endpoint", with("use_fips_endpoint", "fips"), bad("use_fips_endpoint", "fips", wantBool)},
+		{"use_dualstack_endpoint", with("use_dualstack_endpoint", "1"), bad("use_dualstack_endpoint", "1", wantBool)},
 		{"max_record_size overflow", with("max_record_size", "99999999999999999999999M"), bad("max_record_size", "99999999999999999999999M", wantSize)},
 		{"max_record_size multiply overflow", with("max_record_size", "9223372036854775807K"), bad("max_record_size", "9223372036854775807K", wantSize)},
 	}
@@ -413,7 +435,7 @@ func TestString(t *testing.T) {
 		want string
 	}{
 		{"defaults", base(),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true max_record_size=1048576"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true max_record_size=auto"},
 		{"everything", MapGetter{
 			"region": "eu-west-1", "stream": "arn:aws:kinesis:eu-west-1:123456789012:stream/s",
 			"endpoint": "localhost:4567", "sts_endpoint": "http://sts:80",
@@ -422,21 +444,22 @@ func TestString(t *testing.T) {
 			"time_key": "ts", "time_key_format": "%Y %3N", "append_newline": "no", "max_record_size": "5M",
 			"data_keys": " log, kubernetes ", "replace_dots": "_",
 			"partition_key": " kubernetes -> pod_name ", "compression": "GZIP", "simple_aggregation": "off", "aggregation": "on",
+			"startup_check": "Fail", "use_fips_endpoint": "yes", "use_dualstack_endpoint": "off",
 		}, "region=eu-west-1 stream=arn:aws:kinesis:eu-west-1:123456789012:stream/s endpoint=https://localhost:4567 " +
 			"sts_endpoint=http://sts:80 role_arn=arn:aws:iam::123456789012:role/r external_id=(set) profile=prod " +
 			"auto_retry_requests=false http_request_timeout=1m30s time_key=ts time_key_format=\"%Y %3N\" " +
 			"data_keys=log,kubernetes replace_dots=_ append_newline=false partition_key=kubernetes->pod_name " +
-			"compression=gzip aggregation=true max_record_size=5242880"},
+			"compression=gzip aggregation=true max_record_size=5242880 startup_check=fail use_fips_endpoint=true use_dualstack_endpoint=false"},
 		{"aggregation, compression none", with("aggregation", "yes", "compression", "none"),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true aggregation=true max_record_size=1048576"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true aggregation=true max_record_size=auto"},
 		{"partition_key with a space", with("partition_key", "kubernetes->pod name", "compression", "zstd"),
 			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true " +
-				`partition_key="kubernetes->pod name" compression=zstd max_record_size=1048576`},
+				`partition_key="kubernetes->pod name" compression=zstd max_record_size=auto`},
 		{"data_keys with a space, replace_dots with a quote", with("data_keys", "a b,c", "replace_dots", `"`),
 			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s data_keys=\"a b,c\" " +
-				`replace_dots="\"" append_newline=true max_record_size=1048576`},
+				`replace_dots="\"" append_newline=true max_record_size=auto`},
 		{"log_key", with("log_key", "message"),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s log_key=message append_newline=true max_record_size=1048576"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s log_key=message append_newline=true max_record_size=auto"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -98,6 +99,20 @@ type Options struct {
 	// own) or "std" (net/http's). "" means the environment variable
 	// KINESIS_STREAMS_GO_HTTP_TRANSPORT, and "sync" when that is unset or empty.
 	HTTPTransport string
+	// UseFIPSEndpoint and UseDualStackEndpoint choose the FIPS or dual-stack (IPv4 and IPv6)
+	// endpoints of Kinesis and STS, through the SDK's endpoint resolution; nil leaves the choice
+	// to the SDK's shared settings (AWS_USE_FIPS_ENDPOINT, AWS_USE_DUALSTACK_ENDPOINT,
+	// use_fips_endpoint and use_dualstack_endpoint in the profile). They do not apply to
+	// Endpoint or STSEndpoint, which are used as given: the SDK refuses a custom endpoint with
+	// either, so the client turns both off for a service whose endpoint is custom.
+	UseFIPSEndpoint      *bool
+	UseDualStackEndpoint *bool
+
+	// httpClient, when set, makes every request of STS and Kinesis, for tests that look at the
+	// requests without any network.
+	httpClient aws.HTTPClient
+	// dial, when set, opens the client's connections, for tests that give a name an address.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // API is the part of the SDK client that Client uses.
@@ -123,6 +138,11 @@ type Client struct {
 	bufs       sync.Pool  // *requestBuf
 	bodies     wire.RequestBodies
 	transport  string // see HTTPTransport
+
+	// What the start-up check (Check) needs: the credentials and where they may come from.
+	creds   aws.CredentialsProvider // nil when the SDK found no source at all
+	opts    Options                 // as given, for the check's messages (ExternalID never shown)
+	sources credentialSources
 }
 
 // requestBuf holds the SDK's view of one request, reused across requests to avoid allocating the
@@ -157,13 +177,32 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 
 	// The buildable client lets LoadDefaultConfig apply AWS_CA_BUNDLE and keeps the proxy
 	// environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) of the default transport.
+	httpClient := awshttp.NewBuildableClient().WithTimeout(timeout)
+	if o.dial != nil {
+		httpClient = httpClient.WithTransportOptions(func(tr *http.Transport) { tr.DialContext = o.dial })
+	}
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRegion(o.Region),
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)),
+		config.WithHTTPClient(httpClient),
 	}
 	if o.Profile != "" {
 		loadOpts = append(loadOpts, config.WithSharedConfigProfile(o.Profile))
 	}
+	if o.UseFIPSEndpoint != nil {
+		state := aws.FIPSEndpointStateDisabled
+		if *o.UseFIPSEndpoint {
+			state = aws.FIPSEndpointStateEnabled
+		}
+		loadOpts = append(loadOpts, config.WithUseFIPSEndpoint(state))
+	}
+	if o.UseDualStackEndpoint != nil {
+		state := aws.DualStackEndpointStateDisabled
+		if *o.UseDualStackEndpoint {
+			state = aws.DualStackEndpointStateEnabled
+		}
+		loadOpts = append(loadOpts, config.WithUseDualStackEndpoint(state))
+	}
+	sources := findCredentialSources(o.Profile)
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("kinesis: load aws config: %w", err)
@@ -174,17 +213,23 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	// a BuildableClient clones its transport at every change, and the client it builds wraps the
 	// transport in a type that hides CloseIdleConnections. Package transport says which requests
 	// it makes itself and which go through that transport.
-	c := &Client{transport: string(mode)}
+	c := &Client{transport: string(mode), opts: o, sources: sources}
+	c.opts.ExternalID = ""
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		st := transport.New(b.GetTransport(), transport.WithMode(mode))
 		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
 		c.http = st
+	}
+	if o.httpClient != nil {
+		cfg.HTTPClient = o.httpClient
 	}
 
 	if o.RoleARN != "" {
 		stsClient := sts.NewFromConfig(cfg, func(so *sts.Options) {
 			if o.STSEndpoint != "" {
 				so.BaseEndpoint = aws.String(o.STSEndpoint)
+				so.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateDisabled
+				so.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateDisabled
 			}
 		})
 		provider := stscreds.NewAssumeRoleProvider(stsClient, o.RoleARN, func(ao *stscreds.AssumeRoleOptions) {
@@ -197,11 +242,14 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 
 	if cfg.Credentials != nil {
 		cfg.Credentials = credentialsProvider{cfg.Credentials}
+		c.creds = cfg.Credentials
 	}
 
 	optFns := append([]func(*kinesissdk.Options){func(ko *kinesissdk.Options) {
 		if o.Endpoint != "" {
 			ko.BaseEndpoint = aws.String(o.Endpoint)
+			ko.EndpointOptions.UseFIPSEndpoint = aws.FIPSEndpointStateDisabled
+			ko.EndpointOptions.UseDualStackEndpoint = aws.DualStackEndpointStateDisabled
 		}
 		ko.Retryer = NewRetryer(o.AutoRetry)
 		// AWS_MAX_ATTEMPTS or max_attempts in a profile would wrap the retryer and re-enable

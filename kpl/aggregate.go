@@ -110,6 +110,19 @@ func NewAggregator(maxSize int) *Aggregator {
 // MaxSize is the aggregator's size limit.
 func (a *Aggregator) MaxSize() int { return a.maxSize }
 
+// SetMaxSize changes the size limit of the next aggregate (as NewAggregator's maxSize), when the
+// stream's maximum record size changes. It does nothing while the aggregate is not empty, whose
+// records were admitted under the old limit: Reset it first.
+func (a *Aggregator) SetMaxSize(maxSize int) {
+	if a.n > 0 {
+		return
+	}
+	if maxSize <= 0 {
+		maxSize = limits.DefaultMaxRecordSize
+	}
+	a.maxSize = maxSize
+}
+
 // Len is the number of user records in the aggregate.
 func (a *Aggregator) Len() int { return a.n }
 
@@ -239,6 +252,19 @@ func (a *Aggregator) Finish(dst []byte) []byte {
 	dst = append(dst, a.records...)
 	sum := md5.Sum(dst[start:])
 	return append(dst, sum[:]...)
+}
+
+// Retained is what the aggregator's buffers hold on to, in bytes: the capacity of its record buffer
+// and of its key table (a string header per key).
+func (a *Aggregator) Retained() int { return cap(a.records) + cap(a.keys)*16 }
+
+// Release drops the buffers of an empty aggregator, so that an aggregator left idle costs nothing;
+// the next Add allocates again. It does nothing to an aggregate that holds records.
+func (a *Aggregator) Release() {
+	if a.n > 0 {
+		return
+	}
+	a.records, a.keys, a.index, a.indexed = nil, nil, nil, false
 }
 
 // Reset empties the aggregate, keeping its buffers.
