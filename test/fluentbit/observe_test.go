@@ -45,6 +45,12 @@ func TestLogFile(t *testing.T) {
 		},
 	})
 	waitAccepted(t, proxy, 3*records, proc)
+	// The summary comes from the plugin's own goroutine once a second after records flowed.
+	summary := fmt.Sprintf("[ info] [output:%s:%s.0] last 1s: ", pluginName, pluginName)
+	waitFor(t, "a summary line in the log file", 10*time.Second, proc, func() bool {
+		b, err := os.ReadFile(logFile)
+		return err == nil && strings.Contains(string(b), summary)
+	})
 	stop(t, proc, 5*time.Second)
 	for i, s := range streams {
 		checkExactlyOnce(t, s, ws[i])
@@ -61,8 +67,7 @@ func TestLogFile(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("[ info] [output:%s:%s.0] initialized: region=%s stream=%s ", pluginName, pluginName, kinesismock.Region, streams[0]),
 		fmt.Sprintf("[ info] [output:%s:%s.0] exit: ", pluginName, pluginName),
-		// Written by the plugin's own goroutine, on a thread Fluent Bit did not create.
-		fmt.Sprintf("[ info] [output:%s:%s.0] last 1s: ", pluginName, pluginName),
+		summary, // written by the plugin's own goroutine, on a thread Fluent Bit did not create
 		fmt.Sprintf("[ info] [output:%s:kin_c] initialized: region=%s stream=%s ", pluginName, kinesismock.Region, streams[2]),
 		fmt.Sprintf("[ info] [output:%s:kin_c] exit: ", pluginName),
 	} {
