@@ -108,7 +108,7 @@ func TestRetryTiming(t *testing.T) {
 	}{
 		{name: "backoff between passes", retry: Retry{MaxAttempts: 3, Backoff: func(int) time.Duration { return 40 * time.Millisecond }},
 			wantAttempts: 3, minTime: 80 * time.Millisecond, maxTime: 2 * time.Second},
-		{name: "window", retry: Retry{MaxAttempts: 10, Window: 250 * time.Millisecond, Backoff: func(int) time.Duration { return 100 * time.Millisecond }},
+		{name: "window", retry: Retry{MaxAttempts: 10, Window: 280 * time.Millisecond, Backoff: func(int) time.Duration { return 100 * time.Millisecond }},
 			wantAttempts: 3, minTime: 200 * time.Millisecond, maxTime: 2 * time.Second},
 		{name: "no sleep past the deadline", retry: Retry{Backoff: func(int) time.Duration { return time.Hour }},
 			timeout: 5 * time.Second, wantAttempts: 1, maxTime: time.Second},
