@@ -124,6 +124,7 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 		Aggregation:       cfg.Aggregation,
 		SimpleAggregation: cfg.SimpleAggregation,
 		Shards:            client,
+		MaxInFlight:       cfg.MaxInFlight,
 	})
 	log.Info("initialized: " + cfg.String())
 	for _, w := range cfg.Warnings {

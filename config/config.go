@@ -66,6 +66,7 @@ var Keys = []string{
 	"aggregation",
 	"simple_aggregation",
 	"max_record_size",
+	"max_in_flight",
 }
 
 // Defaults of the keys that have one.
@@ -78,6 +79,14 @@ const (
 	DefaultAggregation        = false
 	DefaultSimpleAggregation  = false
 	DefaultMaxRecordSize      = limits.DefaultMaxRecordSize
+	DefaultMaxInFlight        = 16
+)
+
+// Bounds of max_in_flight: each request in flight may hold up to 10 MiB of
+// data and a connection.
+const (
+	MinMaxInFlight = 1
+	MaxMaxInFlight = 256
 )
 
 // Bounds of max_record_size. Kinesis accepts records of up to 1 MiB by
@@ -141,6 +150,9 @@ type Config struct {
 	Aggregation       bool
 	SimpleAggregation bool
 	MaxRecordSize     int // bytes
+	// MaxInFlight bounds the PutRecords requests the instance has in flight
+	// together, all its workers included (max_in_flight).
+	MaxInFlight int
 
 	// Warnings are problems that do not stop the plugin, for the Init log.
 	Warnings []string
@@ -171,6 +183,7 @@ func Parse(g Getter) (Config, error) {
 		Aggregation:        p.boolean("aggregation", DefaultAggregation),
 		SimpleAggregation:  p.boolean("simple_aggregation", DefaultSimpleAggregation),
 		MaxRecordSize:      p.size("max_record_size", DefaultMaxRecordSize),
+		MaxInFlight:        p.count("max_in_flight", DefaultMaxInFlight, MinMaxInFlight, MaxMaxInFlight),
 	}
 	c.TimeKeyFormat, c.TimeFormat = p.timeFormat("time_key_format")
 	for _, k := range retiredKeys {
@@ -254,6 +267,7 @@ func (c Config) String() string {
 		add("simple_aggregation", "true")
 	}
 	add("max_record_size", strconv.Itoa(c.MaxRecordSize))
+	add("max_in_flight", strconv.Itoa(c.MaxInFlight))
 	return b.String()
 }
 
@@ -410,6 +424,20 @@ func parseDuration(v string) (time.Duration, bool) {
 	}
 	d, err := time.ParseDuration(v)
 	return d, err == nil && d > 0
+}
+
+// count accepts a whole number from lo to hi.
+func (p *parser) count(key string, def, lo, hi int) int {
+	v := p.get(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi || !isDigits(v) {
+		p.invalid(key, v, fmt.Sprintf("a whole number from %d to %d", lo, hi))
+		return def
+	}
+	return n
 }
 
 // size accepts a number of bytes, optionally with a K or M suffix (powers of
