@@ -12,7 +12,7 @@ BENCH_TIME  ?= 1s
 PERF_RECORDS ?= 500000
 PROFILE_DIR ?= /tmp/kinesis-perf-profiles
 
-.PHONY: all build test vet unit e2e bench bench-soak bench-profile clean help
+.PHONY: all build test vet unit e2e e2e-overload bench bench-latency bench-soak bench-profile clean help
 
 all: build
 
@@ -37,6 +37,9 @@ unit: ## unit tests (incl. examples/ and Dockerfile checks) with -race, without 
 e2e: build test/node_modules ## the built library through its C ABI against kinesis-mock
 	$(GO) test -count=1 -timeout 10m ./test/...
 
+e2e-overload: build test/node_modules ## a 4-shard stream offered twice its capacity for 60 s (about 2 minutes a run)
+	OVERLOAD_SECONDS=60 $(GO) test -count=1 -timeout 15m -run TestShardLimitedOverload -v ./test/
+
 test/node_modules: test/package.json test/package-lock.json
 	cd test && npm ci --no-audit --no-fund
 	@touch $@
@@ -44,6 +47,9 @@ test/node_modules: test/package.json test/package-lock.json
 bench: build ## benchmarks with allocations, then the whole path through the C ABI (test/perf)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) $(BENCH_PKGS)
 	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 3m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
+
+bench-latency: build ## real Fluent Bit (FLUENT_BIT), 100,000 lines, a 50 ms sink, workers 1: this plugin beside the C output
+	$(GO) test -count=1 -timeout 20m -run '^$$' -bench BenchmarkFluentBitLatency -benchtime 1x ./test/perf/
 
 bench-soak: build ## the whole path with 2,000,000 records: fails if the resident set grows
 	PERF_RECORDS=2000000 PERF_RUNS=1 $(GO) test -count=1 -timeout 5m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
