@@ -115,6 +115,7 @@ type flushState struct {
 	inflight      int                // requests started and not yet handled
 	probing       bool               // a request failed as a whole: one request at a time until one is answered
 	probeEnd      time.Time          // nothing starts after it while probing (the retry window)
+	probeAt       time.Time          // no probe starts before it: the last failed request's backoff
 	stop          bool               // the policy refused a resend: the flush sends nothing more
 	stopClass     kinesis.ErrorClass // why
 	stopErr       error              // the error that made it stop, if any

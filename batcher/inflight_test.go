@@ -535,3 +535,41 @@ func twoShards(t testing.TB) *kpl.ShardMap {
 	}
 	return m
 }
+
+// TestFailingEndpointProbed: once requests fail as a whole, the flush sends one request at a time,
+// each after the failed one's backoff, instead of every request it has.
+func TestFailingEndpointProbed(t *testing.T) {
+	t.Parallel()
+	const backoff = 50 * time.Millisecond
+	type call struct{ start, end time.Time }
+	var mu sync.Mutex
+	var calls []call
+	putter := putterFunc(func(ctx context.Context, entries []kinesis.Entry) (kinesis.PutResult, error) {
+		start := time.Now()
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		calls = append(calls, call{start, time.Now()})
+		mu.Unlock()
+		return kinesis.PutResult{}, errors.New("connection reset by peer")
+	})
+	p := NewPool(putter, Options{MaxInFlight: 16,
+		Retry: Retry{MaxAttempts: 3, Window: time.Minute, Backoff: func(int) time.Duration { return backoff }}})
+	res, err := p.Flush(context.Background(), seqChunk(1500, 1500), "t") // 3 requests
+	if !errors.Is(err, ErrNotDelivered) || res.Failed != 1500 {
+		t.Fatalf("Flush = %+v, %v; want 1500 not delivered", res, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 9 {
+		t.Errorf("%d requests, want 9: 3 requests, 3 attempts each", len(calls))
+	}
+	// The first requests went out together; the resends one at a time, after their backoff.
+	for i := 1; i < len(calls); i++ {
+		if calls[i].start.Before(calls[i-1].end) && i > 2 {
+			t.Errorf("request %d started before request %d ended: two probes in flight", i, i-1)
+		}
+		if gap := calls[i].start.Sub(calls[i-1].end); i > 2 && gap < backoff-5*time.Millisecond {
+			t.Errorf("request %d started %v after the last failure, want at least the backoff %v", i, gap, backoff)
+		}
+	}
+}

@@ -242,6 +242,9 @@ func (b *batcher) pump(ctx context.Context) (at time.Time, wake <-chan struct{})
 			if b.f.probing && b.f.inflight > 0 {
 				return at, nil // the answer ends or prolongs the probing
 			}
+			if b.f.probing && b.f.probeAt.After(now) {
+				return b.f.probeAt, nil // the next probe waits the failed one's backoff
+			}
 			if b.f.ordered && g.busy > 0 {
 				break
 			}
@@ -513,7 +516,14 @@ func (b *batcher) requestFailed(ctx context.Context, r *request, err error, now 
 	} else {
 		b.stopWith(class, err)
 	}
-	b.resend(r, now)
+	attempt := 0
+	for _, s := range r.spans {
+		attempt = max(attempt, s.attempt)
+	}
+	if b.f.probeAt = b.resend(r, now); b.f.probeAt.IsZero() {
+		// The records were given up; the endpoint still gets its backoff before the next probe.
+		b.f.probeAt = now.Add(b.pool.retry.Backoff(attempt + 1))
+	}
 }
 
 // stopWith makes the flush send nothing more, because of an error of class (err, when known).
@@ -527,13 +537,14 @@ func (b *batcher) stopWith(class kinesis.ErrorClass, err error) {
 // gives up those the policy does not let go again: after their last attempt, or when their retry
 // window (from their first failure) would end before the backoff does. With partition_key, r goes
 // back to its queue's front (joined with the next request when both fit in one), and a record
-// given up gives up every later record of its queue; otherwise it goes to the back.
-func (b *batcher) resend(r *request, now time.Time) {
+// given up gives up every later record of its queue; otherwise it goes to the back. It returns
+// when the resend may go, zero when nothing is to be resent.
+func (b *batcher) resend(r *request, now time.Time) time.Time {
 	pol := &b.pool.retry
 	g := &b.queues[r.queue]
 	if b.f.stop || g.gaveUp {
 		b.giveUp(r)
-		return
+		return time.Time{}
 	}
 	since := now.Sub(b.f.start)
 	attempt := 0 // the most sends of a record that may go again
@@ -558,7 +569,7 @@ func (b *batcher) resend(r *request, now time.Time) {
 				// them in order.
 				b.giveUp(r)
 				b.giveUpQueue(g)
-				return
+				return time.Time{}
 			}
 		}
 	}
@@ -579,9 +590,11 @@ func (b *batcher) resend(r *request, now time.Time) {
 	r.spans, r.buf, r.size = r.spans[:kept], r.buf[:off], size
 	if kept == 0 {
 		b.recycle(r)
-		return
+		return time.Time{}
 	}
 	r.notBefore = now.Add(wait)
+	at := r.notBefore
+	b.queued += r.size
 	if b.f.ordered {
 		if len(g.ready) > 0 && b.join(r, g.ready[0]) {
 			g.ready[0] = r
@@ -590,20 +603,18 @@ func (b *batcher) resend(r *request, now time.Time) {
 			copy(g.ready[1:], g.ready)
 			g.ready[0] = r
 		}
-		b.queued += r.size
-		return
+		return at
 	}
 	if last := len(g.ready) - 1; last >= 0 && !g.ready[last].notBefore.IsZero() && b.join(g.ready[last], r) {
-		g.ready[last].notBefore = maxTime(g.ready[last].notBefore, r.notBefore)
-		b.queued += r.size
-		return
+		g.ready[last].notBefore = maxTime(g.ready[last].notBefore, at)
+		return at
 	}
 	g.ready = append(g.ready, r)
-	b.queued += r.size
+	return at
 }
 
 // join appends next's records to r when they fit in one request, recycles next, and reports
-// whether it did. next must be queued (it leaves b.queued).
+// whether it did.
 func (b *batcher) join(r, next *request) bool {
 	if !fits(len(r.spans)+len(next.spans), r.size+next.size) {
 		return false
@@ -615,7 +626,6 @@ func (b *batcher) join(r, next *request) bool {
 		r.spans = append(r.spans, s)
 	}
 	r.size += next.size
-	b.queued -= next.size
 	if next.paced {
 		r.paced = true
 	}
