@@ -139,8 +139,8 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 // logFeatures writes one line per packing feature that is on, saying what it does.
 func logFeatures(log *slog.Logger, cfg config.Config) {
 	if !cfg.PartitionKey.IsZero() {
-		log.Info(fmt.Sprintf("partition_key: a record's partition key is its field %q; a record without a usable value gets a random key",
-			cfg.PartitionKey.String()))
+		log.Info(fmt.Sprintf("partition_key: a record's partition key is its field %q, and a key's records reach their shard in order "+
+			"(one request in flight per shard); a record without a usable value gets a random key", cfg.PartitionKey.String()))
 	}
 	if cfg.Compression != compress.None {
 		log.Info(fmt.Sprintf("compression: each Kinesis record's data is compressed with %s; max_record_size applies to the compressed data",

@@ -201,7 +201,7 @@ type Pool struct {
 
 	mu       sync.Mutex
 	free     []*batcher // idle batchers, reused to keep their buffers
-	bufs     [][]byte   // idle request buffers, at most maxInFlight
+	bufs     [][]byte   // idle request buffers, at most 2·maxInFlight
 	closed   bool
 	inflight sync.WaitGroup
 
@@ -388,13 +388,14 @@ func (p *Pool) getBuf() []byte {
 }
 
 // putBuf keeps buf for another request, unless enough are idle or it is too large to keep: idle
-// buffers are at most maxInFlight, each at most maxKeptArena.
+// buffers are at most 2·maxInFlight (besides those in flight, each flush holds a few: its open and
+// sealed requests), each at most maxKeptArena.
 func (p *Pool) putBuf(buf []byte) {
 	if buf == nil || cap(buf) > maxKeptArena {
 		return
 	}
 	p.mu.Lock()
-	if len(p.bufs) < p.maxInFlight && !p.closed {
+	if len(p.bufs) < 2*p.maxInFlight && !p.closed {
 		p.bufs = append(p.bufs, buf[:0])
 	}
 	p.mu.Unlock()

@@ -142,8 +142,8 @@ func packAll(t *testing.T, p *Pool, records [][]byte, decErr error) (*batcher, R
 		b.add(ctx, r)
 	}
 	res, err := b.end(ctx, decErr)
-	if b.queued != 0 || b.f.inflight != 0 {
-		t.Errorf("after the flush: %d bytes queued, %d requests in flight", b.queued, b.f.inflight)
+	if n := b.queuedRequests(); n != 0 || b.f.inflight != 0 {
+		t.Errorf("after the flush: %d requests queued, %d in flight", n, b.f.inflight)
 	}
 	return b, res, err
 }

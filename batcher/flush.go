@@ -72,7 +72,6 @@ type batcher struct {
 
 	queues  []queue // this flush's queues, see prepareQueues
 	events  []int   // per flush: the event indexes of the records committed, see span
-	queued  int     // bytes (data + keys) in sealed requests not yet started
 	answers chan *request
 	free    []*request // requests without a buffer, reused
 

@@ -135,20 +135,18 @@ func (b *batcher) seal(g *queue, r *request) {
 		return
 	}
 	g.ready = append(g.ready, r)
-	b.queued += r.size
 }
 
-// maxQueuedBytes bounds the data a flush packs ahead of what it can send (sealed requests not yet
-// started): beyond it the flush waits for answers before it packs more. Fluent Bit's chunks are
-// smaller, so in practice it only bounds memory for a huge chunk.
-const maxQueuedBytes = 16 << 20
+// packAhead reports whether the flush may pack more before some of its sealed requests go: it packs
+// ahead of what it can send (the next request of each queue, and one more), so that encoding
+// overlaps the requests in flight, but no further, which bounds the buffers a flush holds.
+func (b *batcher) packAhead() bool { return b.queuedRequests() <= len(b.queues)+1 }
 
-// limitBacklog waits, while the flush has more than maxQueuedBytes of sealed requests not started,
-// for some of them to go.
+// limitBacklog waits, while the flush may not pack ahead, for some of its sealed requests to go.
 func (b *batcher) limitBacklog(ctx context.Context) {
-	for b.queued > maxQueuedBytes && !b.f.stop {
+	for !b.packAhead() && !b.f.stop {
 		at, wake := b.pump(ctx)
-		if b.queued <= maxQueuedBytes {
+		if b.packAhead() {
 			return
 		}
 		if !b.wait(ctx, at, wake) {
@@ -276,7 +274,6 @@ func (b *batcher) pump(ctx context.Context) (at time.Time, wake <-chan struct{})
 				break // this queue waits for its shards; others may go
 			}
 			g.ready = append(g.ready[:j], g.ready[j+1:]...)
-			b.queued -= r.size
 			b.start(ctx, r, now)
 		}
 	}
@@ -594,7 +591,6 @@ func (b *batcher) resend(r *request, now time.Time) time.Time {
 	}
 	r.notBefore = now.Add(wait)
 	at := r.notBefore
-	b.queued += r.size
 	if b.f.ordered {
 		if len(g.ready) > 0 && b.join(r, g.ready[0]) {
 			g.ready[0] = r
@@ -650,7 +646,6 @@ func (b *batcher) giveUp(r *request) {
 func (b *batcher) giveUpQueue(g *queue) {
 	g.gaveUp = true
 	for _, r := range g.ready {
-		b.queued -= r.size
 		b.giveUp(r)
 	}
 	g.ready = g.ready[:0]
@@ -673,7 +668,6 @@ func (b *batcher) giveUpQueued() {
 	for i := range b.queues {
 		g := &b.queues[i]
 		for _, r := range g.ready {
-			b.queued -= r.size
 			b.giveUp(r)
 		}
 		g.ready = g.ready[:0]

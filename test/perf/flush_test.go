@@ -38,7 +38,8 @@ func BenchmarkFlushTLS(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer client.Close()
-	pool := batcher.NewPool(client, batcher.Options{Record: record.Options{AppendNewline: true}, Shards: client})
+	pool := batcher.NewPool(client, batcher.Options{Record: record.Options{AppendNewline: true}, Shards: client,
+		MaxInFlight: envInt(b, "PERF_MAX_IN_FLIGHT", 0)})
 	defer pool.Close(ctx)
 
 	input := perfInput(b)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,9 +24,11 @@ import (
 // PERF_LATENCY (default 50ms), as Kinesis answers in tens of milliseconds. It measures the time
 // from Fluent Bit's start until the sink has received every line (delivered), and from the first
 // request to the last (sending), prints every run and reports the medians. PERF_MAX_IN_FLIGHT sets
-// the plugin's max_in_flight (default: its own default); PERF_OUTPUTS=go or c runs one only. Both
-// outputs pay the same start-up and the first flush interval (Flush 1). Run it alone:
-// -benchtime=1x.
+// the plugin's max_in_flight (default: its own default) and PERF_GO_WORKERS its workers (default 1,
+// the C output's 1 always); PERF_OUTPUTS=go or c runs one only;
+// PERF_FLUSH sets the service's Flush (default 1, Fluent Bit's: chunks are handed to the output
+// once a second, which often leaves the output idle between batches; 0.2 makes the output the
+// bottleneck). Both outputs pay the same start-up and flush intervals. Run it alone: -benchtime=1x.
 func BenchmarkFluentBitLatency(b *testing.B) {
 	fluentBit := os.Getenv("FLUENT_BIT")
 	if fluentBit == "" {
@@ -50,6 +53,13 @@ func BenchmarkFluentBitLatency(b *testing.B) {
 			b.Fatalf("PERF_LATENCY=%q: want a duration such as 50ms", v)
 		}
 	}
+	flush := "1"
+	if v := os.Getenv("PERF_FLUSH"); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err != nil || f <= 0 {
+			b.Fatalf("PERF_FLUSH=%q: want a number of seconds such as 1 or 0.2", v)
+		}
+		flush = v
+	}
 	outputs := []string{"c", "go"}
 	switch v := os.Getenv("PERF_OUTPUTS"); v {
 	case "":
@@ -64,14 +74,15 @@ func BenchmarkFluentBitLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("%d lines, %d bytes (%d a line), sink latency %v, workers 1", lines, size, size/int64(lines), latency)
+	b.Logf("%d lines, %d bytes (%d a line), sink latency %v, workers 1, Flush %s", lines, size, size/int64(lines), latency, flush)
 
 	results := map[string][]latencyRun{}
 	for run := range runs {
 		for i := range outputs {
 			out := outputs[(run+i)%len(outputs)] // alternate which goes first
-			r := runFluentBit(b, fluentBit, so, logFile, out, lines, latency, filepath.Join(dir, fmt.Sprintf("run-%d-%s", run, out)))
-			b.Logf("run %d %-2s: delivered in %v (sending %v), %d requests, %d records",
+			r := runFluentBit(b, fluentBit, so, logFile, out, flush, lines, latency, filepath.Join(dir, fmt.Sprintf("run-%d-%s", run, out)))
+			// On stdout as it goes: a benchmark's log is printed at its end only.
+			fmt.Printf("run %d %-2s: delivered in %v (sending %v), %d requests, %d records\n",
 				run, out, r.delivered.Round(time.Millisecond), r.sending.Round(time.Millisecond), r.requests, r.records)
 			results[out] = append(results[out], r)
 		}
@@ -117,7 +128,7 @@ func writeContainerLog(path string, n int) (int64, error) {
 
 // runFluentBit runs Fluent Bit on logFile with one output (c: kinesis_streams, go: this plugin)
 // to a new sink, until the sink has lines records or 2 minutes passed.
-func runFluentBit(b *testing.B, fluentBit, so, logFile, output string, lines int, latency time.Duration, dir string) latencyRun {
+func runFluentBit(b *testing.B, fluentBit, so, logFile, output, flush string, lines int, latency time.Duration, dir string) latencyRun {
 	b.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		b.Fatal(err)
@@ -126,6 +137,7 @@ func runFluentBit(b *testing.B, fluentBit, so, logFile, output string, lines int
 	defer s.stop()
 	port := s.Endpoint[strings.LastIndexByte(s.Endpoint, ':')+1:]
 	var out string
+	workers := "1"
 	switch output {
 	case "c":
 		// The C output verifies TLS always: it is given the sink's certificate.
@@ -135,14 +147,17 @@ func runFluentBit(b *testing.B, fluentBit, so, logFile, output string, lines int
 		if v := os.Getenv("PERF_MAX_IN_FLIGHT"); v != "" {
 			out += "    max_in_flight " + v + "\n"
 		}
+		if v := os.Getenv("PERF_GO_WORKERS"); v != "" {
+			workers = v
+		}
 	}
 	parsers := filepath.Join(dir, "parsers.conf")
 	conf := filepath.Join(dir, "fluent-bit.conf")
 	files := map[string]string{
 		parsers: "[PARSER]\n    Name json\n    Format json\n",
-		conf: "[SERVICE]\n    Flush 1\n    Grace 1\n    Log_Level warn\n    Parsers_File " + parsers + "\n" +
+		conf: "[SERVICE]\n    Flush " + flush + "\n    Grace 1\n    Log_Level warn\n    Parsers_File " + parsers + "\n" +
 			"[INPUT]\n    Name tail\n    Path " + logFile + "\n    Read_from_Head On\n    Parser json\n" +
-			"[OUTPUT]\n" + out + "    Match *\n    region " + region + "\n    stream " + streamName + "\n    workers 1\n",
+			"[OUTPUT]\n" + out + "    Match *\n    region " + region + "\n    stream " + streamName + "\n    workers " + workers + "\n",
 	}
 	for path, text := range files {
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
