@@ -4,23 +4,67 @@ PLUGIN_NAME ?= kinesis_streams_go
 GO          ?= go
 BUILD_DIR   ?= build
 LIB         := $(BUILD_DIR)/$(PLUGIN_NAME).so
-GO_SOURCES  := $(shell find . -name '*.go' -not -path './test/*' -not -name '*_test.go') go.mod go.sum
+GO_SOURCES  := $(shell find . -name '*.go' -not -path './test/*' -not -path './tools/*' -not -name '*_test.go') $(wildcard *.c *.h) go.mod go.sum
 # Every package but the end-to-end tests; those need the built library.
 UNIT_PKGS    = $(shell $(GO) list ./... | grep -v /test)
+# The packages tested again on the other platforms: all but package main (cgo), the end-to-end tests
+# and tools/ (run on the build machine only).
+CROSS_PKGS   = $(filter-out $(shell $(GO) list .),$(shell $(GO) list ./... | grep -v -e /test -e /tools/))
 BENCH_PKGS  ?= ./record/ ./timefmt/ ./batcher/ ./kinesis/ ./kpl/ ./internal/wire/ ./compress/
 BENCH_TIME  ?= 1s
 PERF_RECORDS ?= 500000
 PROFILE_DIR ?= /tmp/kinesis-perf-profiles
 
-.PHONY: all build test vet unit e2e e2e-overload bench bench-latency bench-soak bench-profile clean help
+# Release builds (make dist): one library per platform, in dist/<os>-<arch>/, cross-compiled with
+# Debian's C compilers (gcc-aarch64-linux-gnu, gcc-mingw-w64-x86-64).
+DIST_DIR       ?= dist
+DIST_PLATFORMS := linux-amd64 linux-arm64 windows-amd64
+dist_lib        = $(DIST_DIR)/$(1)/$(PLUGIN_NAME).$(if $(filter windows-%,$(1)),dll,so)
+DIST_LIBS      := $(foreach p,$(DIST_PLATFORMS),$(call dist_lib,$(p)))
+CC_linux_amd64   ?= x86_64-linux-gnu-gcc
+CC_linux_arm64   ?= aarch64-linux-gnu-gcc
+CC_windows_amd64 ?= x86_64-w64-mingw32-gcc
+# The newest glibc a Linux library may need: aws-for-fluent-bit 3.x (Amazon Linux 2023) has 2.34.
+MAX_GLIBC   ?= 2.34
+LDFLAGS     := -s -w -X main.pluginName=$(PLUGIN_NAME)
+# The arm64 tests run in qemu-user; -L points it to the arm64 dynamic loader and C library
+# (libc6-arm64-cross) that the C host and cgo test binaries need.
+QEMU_ARM64  ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+# Debian's wine64 installs its loader off PATH.
+WINE        ?= /usr/lib/wine/wine64
+
+.PHONY: all build test vet unit e2e e2e-fluent-bit e2e-overload bench bench-latency bench-soak bench-profile clean help dist \
+	dist-names test-arm64 test-windows
 
 all: build
 
 build: $(LIB) ## build the plugin library (build/kinesis_streams_go.so)
 
 $(LIB): $(GO_SOURCES)
-	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath \
-		-ldflags "-s -w -X main.pluginName=$(PLUGIN_NAME)" -o $@ .
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath -ldflags "$(LDFLAGS)" -o $@ .
+
+dist: $(DIST_LIBS) ## the libraries for linux/amd64, linux/arm64 and windows/amd64, checked, and dist/SHA256SUMS
+	$(GO) run ./tools/libcheck -max-glibc $(MAX_GLIBC) $^
+	cd $(DIST_DIR) && sha256sum $(DIST_LIBS:$(DIST_DIR)/%=%) > SHA256SUMS && cat SHA256SUMS
+
+dist-names: ## the files make dist writes, one per platform
+	@echo $(DIST_LIBS)
+
+# make dist-linux-arm64 (and so on): one platform's library, checked (the Dockerfile builds one).
+.SECONDEXPANSION:
+$(addprefix dist-,$(DIST_PLATFORMS)): dist-%: $$(call dist_lib,$$*)
+	$(GO) run ./tools/libcheck -max-glibc $(MAX_GLIBC) $<
+
+# The C header that -buildmode=c-shared writes beside each library is not shipped.
+$(DIST_DIR)/linux-%/$(PLUGIN_NAME).so: $(GO_SOURCES)
+	CGO_ENABLED=1 GOOS=linux GOARCH=$* CC=$(CC_linux_$*) \
+		$(GO) build -buildmode=c-shared -trimpath -ldflags "$(LDFLAGS)" -o $@ .
+	rm -f $(@:.so=.h)
+
+$(DIST_DIR)/windows-%/$(PLUGIN_NAME).dll: $(GO_SOURCES)
+	CGO_ENABLED=1 GOOS=windows GOARCH=$* CC=$(CC_windows_$*) \
+		$(GO) build -buildmode=c-shared -trimpath -ldflags "$(LDFLAGS)" -o $@ .
+	rm -f $(@:.dll=.h)
 
 test: vet unit e2e ## vet, unit tests with the race detector, end-to-end tests
 
@@ -34,8 +78,32 @@ unit: ## unit tests (incl. examples/ and Dockerfile checks) with -race, without 
 	CGO_ENABLED=0 $(GO) test -count=1 $(filter-out $(shell $(GO) list .),$(UNIT_PKGS))
 	$(GO) test -count=1 -tags purego ./record/ ./internal/wire/ # the portable code that replaces the assembly elsewhere
 
-e2e: build test/node_modules ## the built library through its C ABI against kinesis-mock
-	$(GO) test -count=1 -timeout 10m ./test/...
+e2e: build test/node_modules ## the built library through its C ABI, and in the Fluent Bit named by FLUENT_BIT, against kinesis-mock
+	@[ -n "$$FLUENT_BIT" ] || echo "e2e: FLUENT_BIT not set: the tests in real Fluent Bit (test/fluentbit) skip"
+	@# One package at a time: each starts its own kinesis-mock and keeps both cores busy.
+	$(GO) test -p 1 -count=1 -timeout 10m ./test/...
+
+e2e-fluent-bit: build test/node_modules ## the built library in the real Fluent Bit named by FLUENT_BIT (absolute, or relative to this directory)
+	@[ -n "$$FLUENT_BIT" ] || { echo "e2e-fluent-bit: set FLUENT_BIT to a fluent-bit binary"; exit 2; }
+	$(GO) test -count=1 -timeout 15m ./test/fluentbit/
+
+test-arm64: $(call dist_lib,linux-arm64) test/node_modules ## unit and C-host end-to-end tests for linux/arm64, in qemu-user
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -exec "$(QEMU_ARM64)" $(CROSS_PKGS)
+	CGO_ENABLED=1 GOARCH=arm64 CC=$(CC_linux_arm64) $(GO) test -count=1 -exec "$(QEMU_ARM64)" .
+	E2E_CC=$(CC_linux_arm64) E2E_EXEC="$(QEMU_ARM64)" E2E_PLUGIN=$(CURDIR)/$< \
+		$(GO) test -count=1 -timeout 20m ./test/
+
+# Go's runtime needs ProcessPrng from bcryptprimitives.dll, which Wine 8 (Debian 12) lacks:
+# tools/wine/bcryptprimitives.c provides it in a Wine prefix made for the run.
+test-windows: ## unit tests for windows/amd64, in Wine
+	@prefix=$$(mktemp -d); trap 'rm -rf "$$prefix"' EXIT; set -e; \
+	export WINEPREFIX=$$prefix WINEDEBUG=-all; \
+	$(WINE) wineboot --init >/dev/null 2>&1; \
+	$(CC_windows_amd64) -O2 -shared -o $$prefix/drive_c/windows/system32/bcryptprimitives.dll \
+		tools/wine/bcryptprimitives.c -lbcrypt; \
+	set -x; \
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) test -count=1 -exec $(WINE) $(CROSS_PKGS); \
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=$(CC_windows_amd64) $(GO) test -count=1 -exec $(WINE) .
 
 e2e-overload: build test/node_modules ## a 4-shard stream offered twice its capacity for 60 s (about 2 minutes a run)
 	OVERLOAD_SECONDS=60 $(GO) test -count=1 -timeout 15m -run TestShardLimitedOverload -v ./test/
@@ -61,7 +129,7 @@ bench-profile: ## CPU and allocation profiles of the in-process flush path, writ
 	$(GO) tool pprof -top -nodecount 20 $(PROFILE_DIR)/perf.test $(PROFILE_DIR)/cpu.out
 
 clean: ## remove build output
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(DIST_DIR)
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'

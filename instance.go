@@ -12,6 +12,7 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/batcher"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/config"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/transport"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
@@ -22,9 +23,6 @@ const (
 	drainTimeout = 2 * time.Minute
 	cancelGrace  = 10 * time.Second
 )
-
-// summaryInterval is how often an instance logs a summary line while records flow.
-const summaryInterval = time.Minute
 
 // outcome is what a flush means for the chunk; plugin.go maps it to FLB codes.
 type outcome int
@@ -127,13 +125,16 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 		MaxInFlight:       cfg.MaxInFlight,
 	})
 	log.Info("initialized: " + cfg.String())
+	if t := client.HTTPTransport(); t != "sync" {
+		log.Info(fmt.Sprintf("http transport: %s (Go's net/http), as %s asks", t, transport.ModeEnv))
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
 	logFeatures(log, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &instance{name: env.name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
-		summary: startSummary(log, summaryInterval, pool.Stats), metrics: env.metrics}, nil
+		summary: startSummary(log, cfg.SummaryInterval, pool.Stats), metrics: env.metrics}, nil
 }
 
 // logFeatures writes one line per packing feature that is on, saying what it does.
@@ -233,7 +234,8 @@ func (i *instance) close() {
 }
 
 // summary logs, every interval while records flow, one info line with what changed since the
-// last one. It runs one goroutine, which stop ends and waits for.
+// last one. It runs one goroutine, which stop ends and waits for. A nil summary (the interval is
+// off) does nothing.
 type summary struct {
 	log   *slog.Logger
 	every time.Duration
@@ -243,6 +245,9 @@ type summary struct {
 }
 
 func startSummary(log *slog.Logger, every time.Duration, stats func() batcher.Stats) *summary {
+	if every <= 0 {
+		return nil // summary_interval off
+	}
 	s := &summary{log: log, every: every, stats: stats, quit: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/fluent/fluent-bit-go/output"
@@ -142,10 +143,19 @@ type registered struct {
 	metrics *cmtMetrics // nil without cmetrics
 }
 
+// exitLogSettle is how long the exit export waits after the instance's last line. Fluent Bit 4's
+// logger thread reads one line per wake-up from each thread's pipe, and stops at shutdown without
+// reading what is left: the lines written just before, the plugin's exit summary and Fluent Bit's
+// own "worker stopped", were seen lost on a busy machine. The wait lets it read them.
+const exitLogSettle = 100 * time.Millisecond
+
 // close drains and closes the instance, then lets go of Fluent Bit's logger and metrics, which
 // Fluent Bit frees once the exit export returns.
 func (r *registered) close() {
 	r.inst.close()
+	if r.host != nil {
+		time.Sleep(exitLogSettle)
+	}
 	r.host.detach()
 	r.metrics.release()
 }

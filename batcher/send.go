@@ -420,7 +420,7 @@ func (b *batcher) answer(ctx context.Context, r *request) {
 		b.recycle(r)
 		return
 	}
-	b.resend(r, now)
+	b.resend(ctx, r, now)
 }
 
 // checkShard checks that Kinesis put a record sent with the explicit hash key of shard i of
@@ -517,7 +517,7 @@ func (b *batcher) requestFailed(ctx context.Context, r *request, err error, now 
 	for _, s := range r.spans {
 		attempt = max(attempt, s.attempt)
 	}
-	if b.f.probeAt = b.resend(r, now); b.f.probeAt.IsZero() {
+	if b.f.probeAt = b.resend(ctx, r, now); b.f.probeAt.IsZero() {
 		// The records were given up; the endpoint still gets its backoff before the next probe.
 		b.f.probeAt = now.Add(b.pool.retry.Backoff(attempt + 1))
 	}
@@ -532,11 +532,11 @@ func (b *batcher) stopWith(class kinesis.ErrorClass, err error) {
 
 // resend queues r, whose records all failed, to be sent again after the policy's backoff, or
 // gives up those the policy does not let go again: after their last attempt, or when their retry
-// window (from their first failure) would end before the backoff does. With partition_key, r goes
+// window (from their first failure), or ctx's deadline, would end before the backoff does. With partition_key, r goes
 // back to its queue's front (joined with the next request when both fit in one), and a record
 // given up gives up every later record of its queue; otherwise it goes to the back. It returns
 // when the resend may go, zero when nothing is to be resent.
-func (b *batcher) resend(r *request, now time.Time) time.Time {
+func (b *batcher) resend(ctx context.Context, r *request, now time.Time) time.Time {
 	pol := &b.pool.retry
 	g := &b.queues[r.queue]
 	if b.f.stop || g.gaveUp {
@@ -558,7 +558,9 @@ func (b *batcher) resend(r *request, now time.Time) time.Time {
 	if attempt > 0 {
 		wait = pol.Backoff(attempt + 1)
 	}
-	last := func(s span) bool { return s.attempt >= pol.MaxAttempts || since+wait > s.retryEnd }
+	deadline, hasDeadline := ctx.Deadline()
+	late := hasDeadline && !now.Add(wait).Before(deadline) // the flush would end before the resend
+	last := func(s span) bool { return s.attempt >= pol.MaxAttempts || since+wait > s.retryEnd || late }
 	if b.f.ordered {
 		for _, s := range r.spans {
 			if last(s) {

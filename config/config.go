@@ -67,6 +67,7 @@ var Keys = []string{
 	"simple_aggregation",
 	"max_record_size",
 	"max_in_flight",
+	"summary_interval",
 }
 
 // Defaults of the keys that have one.
@@ -80,6 +81,7 @@ const (
 	DefaultSimpleAggregation  = false
 	DefaultMaxRecordSize      = limits.DefaultMaxRecordSize
 	DefaultMaxInFlight        = 16
+	DefaultSummaryInterval    = time.Minute
 )
 
 // Bounds of max_in_flight: each request in flight may hold up to 10 MiB of
@@ -153,6 +155,8 @@ type Config struct {
 	// MaxInFlight bounds the PutRecords requests the instance has in flight
 	// together, all its workers included (max_in_flight).
 	MaxInFlight int
+	// SummaryInterval is how often an instance logs a summary line while records flow; 0 is never.
+	SummaryInterval time.Duration
 
 	// Warnings are problems that do not stop the plugin, for the Init log.
 	Warnings []string
@@ -184,6 +188,7 @@ func Parse(g Getter) (Config, error) {
 		SimpleAggregation:  p.boolean("simple_aggregation", DefaultSimpleAggregation),
 		MaxRecordSize:      p.size("max_record_size", DefaultMaxRecordSize),
 		MaxInFlight:        p.count("max_in_flight", DefaultMaxInFlight, MinMaxInFlight, MaxMaxInFlight),
+		SummaryInterval:    p.durationOrOff("summary_interval", DefaultSummaryInterval),
 	}
 	c.TimeKeyFormat, c.TimeFormat = p.timeFormat("time_key_format")
 	for _, k := range retiredKeys {
@@ -268,6 +273,13 @@ func (c Config) String() string {
 	}
 	add("max_record_size", strconv.Itoa(c.MaxRecordSize))
 	add("max_in_flight", strconv.Itoa(c.MaxInFlight))
+	if c.SummaryInterval != DefaultSummaryInterval {
+		summary := "off"
+		if c.SummaryInterval > 0 {
+			summary = c.SummaryInterval.String()
+		}
+		add("summary_interval", summary)
+	}
 	return b.String()
 }
 
@@ -412,6 +424,23 @@ func (p *parser) duration(key string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// durationOrOff is duration, or 0 for "off" (or "0").
+func (p *parser) durationOrOff(key string, def time.Duration) time.Duration {
+	switch v := strings.ToLower(p.get(key)); v {
+	case "off", "0":
+		return 0
+	case "":
+		return def
+	default:
+		d, ok := parseDuration(v)
+		if !ok {
+			p.invalid(key, p.get(key), "a positive duration such as 1m or 30s, a whole number of seconds, or off")
+			return def
+		}
+		return d
+	}
 }
 
 func parseDuration(v string) (time.Duration, bool) {

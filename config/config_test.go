@@ -40,6 +40,7 @@ func TestParseDefaults(t *testing.T) {
 		AppendNewline:      true,
 		MaxRecordSize:      1048576,
 		MaxInFlight:        DefaultMaxInFlight,
+		SummaryInterval:    time.Minute,
 	}
 	if c.TimeFormat == nil {
 		t.Fatal("TimeFormat is nil")
@@ -106,6 +107,10 @@ func TestParseValid(t *testing.T) {
 		{"http_request_timeout ms", with("http_request_timeout", "500ms"), func(c Config) any { return c.HTTPRequestTimeout }, 500 * time.Millisecond},
 		{"http_request_timeout plain number", with("http_request_timeout", "60"), func(c Config) any { return c.HTTPRequestTimeout }, 60 * time.Second},
 		{"http_request_timeout 1", with("http_request_timeout", "1"), func(c Config) any { return c.HTTPRequestTimeout }, time.Second},
+		{"summary_interval 10s", with("summary_interval", "10s"), func(c Config) any { return c.SummaryInterval }, 10 * time.Second},
+		{"summary_interval seconds", with("summary_interval", "300"), func(c Config) any { return c.SummaryInterval }, 5 * time.Minute},
+		{"summary_interval off", with("summary_interval", "Off"), func(c Config) any { return c.SummaryInterval }, time.Duration(0)},
+		{"summary_interval 0", with("summary_interval", "0"), func(c Config) any { return c.SummaryInterval }, time.Duration(0)},
 		{"time_key", with("time_key", "@timestamp"), func(c Config) any { return c.TimeKey }, "@timestamp"},
 		{"time_key_format", with("time_key_format", "%s.%3N"), func(c Config) any { return c.TimeKeyFormat }, "%s.%3N"},
 		{"time_key_format compiled", with("time_key_format", "%Y %L"),
@@ -273,6 +278,8 @@ func TestParseInvalid(t *testing.T) {
 		{"max_in_flight word", with("max_in_flight", "many"), bad("max_in_flight", "many", wantInFlight)},
 		{"max_in_flight huge", with("max_in_flight", "99999999999999999999"), bad("max_in_flight", "99999999999999999999", wantInFlight)},
 		{"http_request_timeout word", with("http_request_timeout", "abc"), bad("http_request_timeout", "abc", wantDuration)},
+		{"summary_interval word", with("summary_interval", "never"), bad("summary_interval", "never", "want a positive duration such as 1m or 30s, a whole number of seconds, or off")},
+		{"summary_interval negative", with("summary_interval", "-1m"), bad("summary_interval", "-1m", "want a positive duration such as 1m or 30s, a whole number of seconds, or off")},
 		{"http_request_timeout zero", with("http_request_timeout", "0"), bad("http_request_timeout", "0", wantDuration)},
 		{"http_request_timeout zero s", with("http_request_timeout", "0s"), bad("http_request_timeout", "0s", wantDuration)},
 		{"http_request_timeout negative", with("http_request_timeout", "-5s"), bad("http_request_timeout", "-5s", wantDuration)},

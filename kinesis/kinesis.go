@@ -14,9 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +28,8 @@ import (
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/transport"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/wire"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
@@ -94,6 +94,10 @@ type Options struct {
 	AutoRetry bool
 	// HTTPTimeout bounds one HTTP request; 0 means DefaultHTTPTimeout.
 	HTTPTimeout time.Duration
+	// HTTPTransport selects the code that makes the HTTP requests: "sync" (package transport's
+	// own) or "std" (net/http's). "" means the environment variable
+	// KINESIS_STREAMS_GO_HTTP_TRANSPORT, and "sync" when that is unset or empty.
+	HTTPTransport string
 }
 
 // API is the part of the SDK client that Client uses.
@@ -105,44 +109,6 @@ var _ API = (*kinesissdk.Client)(nil)
 
 // idleCloser is the part of *http.Transport that Close uses.
 type idleCloser interface{ CloseIdleConnections() }
-
-// plainBodyTransport hides every method of a request body but Read and Close. smithy-go's request
-// body implements io.WriterTo, and its WriteTo returns io.EOF once the SDK has closed the body,
-// which the SDK does as soon as the response has arrived. net/http reads the body once more after
-// Content-Length bytes (to detect extra data) with io.Copy, which trusts WriteTo: when the response
-// wins that race (a fast or local endpoint), the write "fails" and the connection is closed instead
-// of being reused. Through Read, the closed body reports a clean EOF.
-type plainBodyTransport struct{ base http.RoundTripper }
-
-func (t plainBodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return t.base.RoundTrip(r)
-	}
-	r2 := *r // RoundTrip must not modify the caller's request
-	r2.Body = plainBody{r.Body}
-	return t.base.RoundTrip(&r2)
-}
-
-type plainBody struct{ rc io.ReadCloser }
-
-func (b plainBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
-func (b plainBody) Close() error               { return b.rc.Close() }
-
-// useHTTP1 makes tr speak HTTP/1.1 only. Fluent Bit's C output does too. Over HTTP/2 every
-// request of a client shares one connection and its flow-control window, and the body leaves in
-// frames as small as the window updates the server sends, one TLS record and one write each; over
-// HTTP/1.1 each concurrent request has a connection of its own and its body leaves in full TLS
-// records (measured: about 1.3 µs less CPU per record, BenchmarkFlushTLS).
-func useHTTP1(tr *http.Transport) {
-	var p http.Protocols
-	p.SetHTTP1(true)
-	tr.Protocols = &p
-	tr.ForceAttemptHTTP2 = false
-	if tr.TLSClientConfig != nil {
-		// A clone of a transport that was used already offers "h2" in ALPN.
-		tr.TLSClientConfig.NextProtos = slices.DeleteFunc(tr.TLSClientConfig.NextProtos, func(p string) bool { return p == "h2" })
-	}
-}
 
 // noRedirect returns a redirect's response as it is: Kinesis and STS do not redirect, and a POST
 // must not be re-sent elsewhere (or turned into a GET).
@@ -156,6 +122,7 @@ type Client struct {
 	http       idleCloser // nil when the HTTP client cannot close idle connections
 	bufs       sync.Pool  // *requestBuf
 	bodies     wire.RequestBodies
+	transport  string // see HTTPTransport
 }
 
 // requestBuf holds the SDK's view of one request, reused across requests to avoid allocating the
@@ -183,6 +150,10 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	if timeout <= 0 {
 		timeout = DefaultHTTPTimeout
 	}
+	mode, err := transport.SelectMode(o.HTTPTransport)
+	if err != nil {
+		return nil, fmt.Errorf("kinesis: %w", err)
+	}
 
 	// The buildable client lets LoadDefaultConfig apply AWS_CA_BUNDLE and keeps the proxy
 	// environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) of the default transport.
@@ -201,14 +172,11 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	// Build the one *http.Client shared by STS and Kinesis from the transport the SDK configured
 	// (custom CA bundle, proxy, TLS and dial settings), so that Close can release its connections:
 	// a BuildableClient clones its transport at every change, and the client it builds wraps the
-	// transport in a type that hides CloseIdleConnections. Direct requests go through
-	// syncTransport, proxied ones through that transport.
-	c := &Client{}
+	// transport in a type that hides CloseIdleConnections. Package transport says which requests
+	// it makes itself and which go through that transport.
+	c := &Client{transport: string(mode)}
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		tr := b.GetTransport()
-		useHTTP1(tr)
-		batchingTLS(tr)
-		st := newSyncTransport(tr)
+		st := transport.New(b.GetTransport(), transport.WithMode(mode))
 		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
 		c.http = st
 	}
@@ -380,6 +348,10 @@ func grow[T any](s []T, n int) []T {
 	}
 	return s[:n]
 }
+
+// HTTPTransport names the code that makes the client's HTTP requests: "sync" or "std" (see
+// Options.HTTPTransport).
+func (c *Client) HTTPTransport() string { return c.transport }
 
 // Close releases the idle connections of the HTTP client. Requests in flight are not interrupted;
 // the client stays usable (a later request opens a new connection).

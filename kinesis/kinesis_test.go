@@ -32,11 +32,28 @@ const (
 	fakeSecret = "fake-secret-key"
 )
 
+// tempDir returns a new directory that is removed when the test ends. A failure to remove it is
+// logged, not an error, because Wine, where the Windows build of these tests runs, cannot delete
+// files the way os.RemoveAll asks it to (FileDispositionInformationEx).
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "kinesis-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Logf("temporary directory left behind: %v", err)
+		}
+	})
+	return dir
+}
+
 // isolateEnv makes the AWS SDK see only fake static credentials from the environment and no
 // shared files, endpoints, retry settings or CA bundle of the host.
 func isolateEnv(t *testing.T) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := tempDir(t)
 	for _, k := range []string{
 		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN",
 		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -44,6 +61,7 @@ func isolateEnv(t *testing.T) {
 		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL_STS",
 		"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_DEFAULTS_MODE", "AWS_CA_BUNDLE",
 		"AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_REGION", "AWS_DEFAULT_REGION",
+		"KINESIS_STREAMS_GO_HTTP_TRANSPORT",
 	} {
 		t.Setenv(k, "") // restores the old value at the end of the test
 		os.Unsetenv(k)
@@ -705,7 +723,7 @@ func TestCABundle(t *testing.T) {
 		writeResult(w, make([]string, len(req.Records)))
 	}))
 	t.Cleanup(srv.Close)
-	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	bundle := filepath.Join(tempDir(t), "ca.pem")
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	if err := os.WriteFile(bundle, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
@@ -746,7 +764,7 @@ func TestCABundle(t *testing.T) {
 
 func TestProfile(t *testing.T) {
 	isolateEnv(t)
-	dir := t.TempDir()
+	dir := tempDir(t)
 	configFile := filepath.Join(dir, "config")
 	credsFile := filepath.Join(dir, "credentials")
 	if err := os.WriteFile(configFile, []byte("[profile logs]\nregion = eu-west-1\n"), 0o600); err != nil {
@@ -898,7 +916,7 @@ func TestClose(t *testing.T) {
 
 // TestConnectionReuse sends requests one after another to a local endpoint, where the answer can
 // arrive before net/http has finished with the request body: every request must reuse the one
-// connection (see plainBodyTransport).
+// connection (see package transport, plainBodyTransport).
 func TestConnectionReuse(t *testing.T) {
 	isolateEnv(t)
 	var conns atomic.Int32
@@ -954,7 +972,7 @@ func TestSpeaksHTTP1(t *testing.T) {
 	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	bundle := filepath.Join(tempDir(t), "ca.pem")
 	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}

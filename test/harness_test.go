@@ -21,7 +21,8 @@ import (
 
 const (
 	pluginName = "kinesis_streams_go"
-	// pluginSO is the library under test, relative to this package.
+	// pluginSO is the library under test, relative to this package, unless the environment
+	// variable E2E_PLUGIN names another (a build for the architecture of E2E_CC, see flbhost).
 	pluginSO = "../build/kinesis_streams_go.so"
 	// systemCABundle is what AWS_CA_BUNDLE points to on the machines that set it.
 	systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
@@ -75,12 +76,16 @@ func runMain(m *testing.M) int {
 // when it has not been built.
 func soPath(t *testing.T) string {
 	t.Helper()
-	p, err := filepath.Abs(pluginSO)
+	so := pluginSO
+	if env := os.Getenv("E2E_PLUGIN"); env != "" {
+		so = env
+	}
+	p, err := filepath.Abs(so)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("plugin library %s missing: run `make build` first (%v)", p, err)
+		t.Fatalf("plugin library %s missing: run `make build` (or `make dist` for E2E_PLUGIN) first (%v)", p, err)
 	}
 	return p
 }

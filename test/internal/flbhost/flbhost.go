@@ -2,6 +2,11 @@
 // the plugin library with dlopen and drives it through Fluent Bit's Go proxy
 // ABI: Register, Init per instance, FlushCtx from several threads at once,
 // ExitCtx (or Exit), Unregister. It is test support only.
+//
+// The host can be built for another architecture and run in an emulator, to drive a library built
+// for that architecture: the environment variable E2E_CC names the C compiler (gcc when unset),
+// and E2E_EXEC a command, split on spaces, that runs the host with its arguments (for linux/arm64
+// on amd64: "qemu-aarch64 -L /usr/aarch64-linux-gnu").
 package flbhost
 
 import (
@@ -30,11 +35,15 @@ const (
 // Build compiles the host source src into dir and returns the binary's path.
 func Build(ctx context.Context, src, dir string) (string, error) {
 	bin := filepath.Join(dir, "host")
-	cmd := exec.CommandContext(ctx, "gcc", "-std=gnu11", "-O2", "-g", "-Wall", "-Wextra",
+	cc := os.Getenv("E2E_CC")
+	if cc == "" {
+		cc = "gcc"
+	}
+	cmd := exec.CommandContext(ctx, cc, "-std=gnu11", "-O2", "-g", "-Wall", "-Wextra",
 		"-o", bin, src, "-ldl", "-lpthread")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("flbhost: gcc %s: %w\n%s", src, err, out)
+		return "", fmt.Errorf("flbhost: %s %s: %w\n%s", cc, src, err, out)
 	}
 	return bin, nil
 }
@@ -189,7 +198,8 @@ func Run(ctx context.Context, bin, dir string, m Manifest, env []string) (*Resul
 	}
 
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, manifest)
+	args := append(strings.Fields(os.Getenv("E2E_EXEC")), bin, manifest)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Env = env
 	cmd.Dir = dir
 	cmd.Stdout = &stdout

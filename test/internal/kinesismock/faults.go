@@ -45,6 +45,11 @@ type Faults struct {
 	// PutRecords request.
 	DownAfter int
 	DownFor   time.Duration
+	// Latency delays every PutRecords request this long before it is
+	// handled as the other fields say: a slow endpoint, so that requests are
+	// in flight for a while. A request whose client gives up meanwhile is
+	// dropped unanswered.
+	Latency time.Duration
 	// AmbiguousAfter: a forwarded request answered later than this after it
 	// arrived (or after its client went away) is counted as ambiguous: the
 	// client may have given up and will send its records again, though
@@ -257,6 +262,14 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	resetWhenDown := p.rng.IntN(2) == 0
 	p.mu.Unlock()
+
+	if f.Latency > 0 {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(f.Latency):
+		}
+	}
 
 	switch what {
 	case FaultHTTP500:

@@ -1,4 +1,4 @@
-package kinesis
+package transport
 
 import (
 	"context"
@@ -134,7 +134,7 @@ type limitedWriter struct {
 }
 
 // errBodyTooLong is what a limitedWriter returns for the bytes beyond its limit.
-var errBodyTooLong = errors.New("kinesis: request body longer than its Content-Length")
+var errBodyTooLong = errors.New("transport: request body longer than its Content-Length")
 
 func (l *limitedWriter) Write(p []byte) (int, error) {
 	over := int64(len(p)) > l.n

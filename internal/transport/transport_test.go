@@ -1,7 +1,9 @@
-package kinesis
+package transport
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,11 +19,11 @@ import (
 )
 
 // transportServer is a TLS test server that counts the connections it accepted, and a
-// syncTransport set up as kinesis.New sets up its own, trusting the server.
+// Transport set up as kinesis.New sets up its own, trusting the server.
 type transportServer struct {
 	*httptest.Server
 	conns atomic.Int64
-	tr    *syncTransport
+	tr    *Transport
 }
 
 func newTransportServer(t *testing.T, h http.HandlerFunc) *transportServer {
@@ -38,9 +40,7 @@ func newTransportServer(t *testing.T, h http.HandlerFunc) *transportServer {
 	std := s.Client().Transport.(*http.Transport).Clone()
 	std.Proxy = nil
 	std.MaxIdleConnsPerHost = 10 // as the SDK's transport sets it
-	useHTTP1(std)
-	batchingTLS(std)
-	s.tr = newSyncTransport(std)
+	s.tr = New(std)
 	t.Cleanup(s.tr.CloseIdleConnections)
 	return s
 }
@@ -79,44 +79,6 @@ func TestSyncTransportReusesConnections(t *testing.T) {
 	}
 	if n := s.conns.Load(); n != 1 {
 		t.Errorf("%d connections for 5 sequential requests, want 1", n)
-	}
-}
-
-// TestSyncTransportServerClosedIdle: a connection the server closed while it was idle is not used;
-// the next request opens another and succeeds.
-func TestSyncTransportServerClosedIdle(t *testing.T) {
-	s := newTransportServer(t, echo)
-	if _, _, err := s.post(context.Background(), "one"); err != nil {
-		t.Fatal(err)
-	}
-	s.tr.mu.Lock()
-	idle := len(s.tr.idle[s.URL])
-	s.tr.mu.Unlock()
-	if idle != 1 {
-		t.Fatalf("%d idle connections after the first request, want 1", idle)
-	}
-	s.CloseClientConnections()
-	// Wait until the close has reached the client's socket: its idle connection reads as closed.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.tr.mu.Lock()
-		list := s.tr.idle[s.URL] // the key: scheme://host:port
-		open := len(list) == 1 && list[0].open()
-		s.tr.mu.Unlock()
-		if !open {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the idle connection still reads as open 5s after the server closed it")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	status, got, err := s.post(context.Background(), "two")
-	if err != nil || status != http.StatusOK || got != "HTTP/1.1 POST two" {
-		t.Fatalf("after the server closed the idle connection: %d %q, %v", status, got, err)
-	}
-	if n := s.conns.Load(); n != 2 {
-		t.Errorf("%d connections, want 2", n)
 	}
 }
 
@@ -215,11 +177,6 @@ func TestSyncTransportContext(t *testing.T) {
 	}
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // TestSyncTransportProxy: a request that the proxy settings send through a proxy goes through the
 // standard transport, to the proxy.
 func TestSyncTransportProxy(t *testing.T) {
@@ -231,7 +188,7 @@ func TestSyncTransportProxy(t *testing.T) {
 	t.Cleanup(proxy.Close)
 	proxyURL, _ := url.Parse(proxy.URL)
 	std := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
-	tr := newSyncTransport(std)
+	tr := New(std)
 	t.Cleanup(tr.CloseIdleConnections)
 	req, _ := http.NewRequest(http.MethodGet, "http://kinesis.example.invalid/x", nil)
 	resp, err := tr.RoundTrip(req)
@@ -309,4 +266,127 @@ func TestHostPort(t *testing.T) {
 			t.Errorf("hostPort(%s) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// holdingConn holds what is written to it while hold is set, and writes it in one write when
+// release is called: the records of a TLS server then reach the client in one segment.
+type holdingConn struct {
+	net.Conn
+	hold bool
+	buf  []byte
+}
+
+func (c *holdingConn) Write(p []byte) (int, error) {
+	if c.hold {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *holdingConn) release() error {
+	c.hold = false
+	c.Conn.SetWriteDeadline(time.Time{}) // tls.Conn.CloseWrite leaves one in the past
+	_, err := c.Conn.Write(c.buf)
+	return err
+}
+
+// TestSyncTransportCloseNotifyWithResponse: a TLS server sends its response and close_notify in
+// one segment and keeps the TCP connection open, so that crypto/tls reads the alert from the
+// socket with the response and the idle check cannot see it there. With TLS 1.2, crypto/tls
+// reports the alert with the response's last bytes, and the connection is not kept. With TLS 1.3
+// (where alerts travel as application data) it does not: the connection is kept, the next request
+// on it fails before any response byte, and is sent again on a new connection.
+func TestSyncTransportCloseNotifyWithResponse(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		version  uint16
+		keptIdle int
+		conns    int64
+	}{
+		{name: "TLS 1.2", version: tls.VersionTLS12, keptIdle: 0, conns: 2},
+		{name: "TLS 1.3", version: tls.VersionTLS13, keptIdle: 1, conns: 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			addr, conns := closeNotifyServer(t, tt.version)
+			std := &http.Transport{TLSClientConfig: clientTLS(t)}
+			tr := New(std)
+			t.Cleanup(tr.CloseIdleConnections)
+			for i := range 2 {
+				req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/", nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Fatalf("request %d: %v", i+1, err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || string(b) != "ok" {
+					t.Fatalf("request %d: %q, %v", i+1, b, err)
+				}
+				if i == 0 {
+					tr.mu.Lock()
+					idle := 0
+					for _, l := range tr.idle {
+						idle += len(l)
+					}
+					tr.mu.Unlock()
+					if idle != tt.keptIdle {
+						t.Errorf("%d idle connections after the response and its close_notify, want %d", idle, tt.keptIdle)
+					}
+				}
+			}
+			if n := conns.Load(); n != tt.conns {
+				t.Errorf("%d connections, want %d", n, tt.conns)
+			}
+		})
+	}
+}
+
+// closeNotifyServer serves one response per connection, followed in the same segment by
+// close_notify, and keeps the connection open until the test ends.
+func closeNotifyServer(t *testing.T, version uint16) (string, *atomic.Int64) {
+	cert, err := testCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		close(done)
+		ln.Close()
+		wg.Wait()
+	})
+	conns := new(atomic.Int64)
+	wg.Go(func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			wg.Go(func() {
+				defer raw.Close()
+				hc := &holdingConn{Conn: raw}
+				c := tls.Server(hc, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: version, MaxVersion: version})
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				hc.hold = true
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				c.CloseWrite() // close_notify, without closing the TCP connection
+				if hc.release() != nil {
+					return
+				}
+				<-done
+			})
+		}
+	})
+	return ln.Addr().String(), conns
 }
