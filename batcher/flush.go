@@ -273,6 +273,9 @@ func (b *batcher) commit(ctx context.Context, q, start int, key string, shard, d
 	if b.f.stop || g.gaveUp {
 		r.buf = r.buf[:start]
 		b.unsent = append(b.unsent, evs...)
+		b.f.codes.add("not sent", 1)
+		b.f.firstSent++
+		b.f.firstFailed++
 		return
 	}
 	ev := len(b.events)
