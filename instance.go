@@ -97,6 +97,7 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 		Profile:     cfg.Profile,
 		AutoRetry:   cfg.AutoRetryRequests,
 		HTTPTimeout: cfg.HTTPRequestTimeout,
+		MaxConns:    cfg.MaxInFlight,
 	})
 	if err != nil {
 		log.Error(err.Error())
