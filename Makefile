@@ -33,8 +33,8 @@ QEMU_ARM64  ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 # Debian's wine64 installs its loader off PATH.
 WINE        ?= /usr/lib/wine/wine64
 
-.PHONY: all build test vet unit e2e e2e-fluent-bit bench bench-soak bench-profile clean help dist dist-names test-arm64 \
-	test-windows
+.PHONY: all build test vet unit e2e e2e-fluent-bit e2e-overload bench bench-latency bench-soak bench-profile clean help dist \
+	dist-names test-arm64 test-windows
 
 all: build
 
@@ -105,6 +105,9 @@ test-windows: ## unit tests for windows/amd64, in Wine
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) test -count=1 -exec $(WINE) $(CROSS_PKGS); \
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=$(CC_windows_amd64) $(GO) test -count=1 -exec $(WINE) .
 
+e2e-overload: build test/node_modules ## a 4-shard stream offered twice its capacity for 60 s (about 2 minutes a run)
+	OVERLOAD_SECONDS=60 $(GO) test -count=1 -timeout 15m -run TestShardLimitedOverload -v ./test/
+
 test/node_modules: test/package.json test/package-lock.json
 	cd test && npm ci --no-audit --no-fund
 	@touch $@
@@ -112,6 +115,9 @@ test/node_modules: test/package.json test/package-lock.json
 bench: build ## benchmarks with allocations, then the whole path through the C ABI (test/perf)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) $(BENCH_PKGS)
 	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 3m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
+
+bench-latency: build ## real Fluent Bit (FLUENT_BIT), 100,000 lines, a 50 ms sink, workers 1: this plugin beside the C output
+	$(GO) test -count=1 -timeout 20m -run '^$$' -bench BenchmarkFluentBitLatency -benchtime 1x ./test/perf/
 
 bench-soak: build ## the whole path with 2,000,000 records: fails if the resident set grows
 	PERF_RECORDS=2000000 PERF_RUNS=1 $(GO) test -count=1 -timeout 5m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/

@@ -104,6 +104,7 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 
 		UseFIPSEndpoint:      cfg.UseFIPSEndpoint,
 		UseDualStackEndpoint: cfg.UseDualStackEndpoint,
+		MaxConns:             cfg.MaxInFlight,
 	})
 	if err != nil {
 		log.Error(err.Error())
@@ -150,6 +151,7 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 		Aggregation:       cfg.Aggregation,
 		SimpleAggregation: cfg.SimpleAggregation,
 		Shards:            client,
+		MaxInFlight:       cfg.MaxInFlight,
 	})
 	maxRecordSize := cfg.MaxRecordSize
 	if limit != nil {
@@ -165,8 +167,8 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 // is the maximum record size in effect.
 func logFeatures(log *slog.Logger, cfg config.Config, maxRecordSize int) {
 	if !cfg.PartitionKey.IsZero() {
-		log.Info(fmt.Sprintf("partition_key: a record's partition key is its field %q; a record without a usable value gets a random key",
-			cfg.PartitionKey.String()))
+		log.Info(fmt.Sprintf("partition_key: a record's partition key is its field %q, and a key's records reach their shard in order "+
+			"(one request in flight per shard); a record without a usable value gets a random key", cfg.PartitionKey.String()))
 	}
 	if cfg.Compression != compress.None {
 		log.Info(fmt.Sprintf("compression: each Kinesis record's data is compressed with %s; max_record_size applies to the compressed data",

@@ -196,3 +196,12 @@ func stripStamps(t *testing.T, out string) []string {
 	}
 	return lines
 }
+
+// TestMaxInFlightDefault: the config's default of max_in_flight is the pool's.
+func TestMaxInFlightDefault(t *testing.T) {
+	t.Parallel()
+	if config.DefaultMaxInFlight != batcher.DefaultMaxInFlight || config.MaxMaxInFlight != batcher.MaxMaxInFlight {
+		t.Errorf("config: default %d, most %d; batcher: default %d, most %d",
+			config.DefaultMaxInFlight, config.MaxMaxInFlight, batcher.DefaultMaxInFlight, batcher.MaxMaxInFlight)
+	}
+}

@@ -83,7 +83,7 @@ var (
 type DeliveryError struct {
 	Failed   int    // records not accepted at the end of the flush
 	Total    int    // records the flush had to deliver: not skipped, not delivered by an earlier flush
-	Attempts int    // passes the flush made (1 when nothing was resent)
+	Attempts int    // the most times a record of the flush was sent (1 when nothing was resent)
 	Code     string // the first failure's error code, e.g. ProvisionedThroughputExceededException
 	// Class is why the flush stopped resending: kinesis.ClassRetryable when its attempts or its
 	// time ran out, otherwise the class of the error that made it stop (credentials, not found,
@@ -153,7 +153,9 @@ type Options struct {
 	// SimpleAggregation joins records, each ending with a newline, into one Kinesis record up to
 	// MaxRecordSize, with a random partition key. Aggregation wins when both are set.
 	SimpleAggregation bool
-	// Shards lists the stream's shards for shard-aware aggregation; nil means not shard-aware.
+	// Shards lists the stream's shards: for per-shard pacing, packing by shard with
+	// PartitionKey, shard-aware aggregation, and random keys spread over the shards. nil means
+	// no shard map.
 	Shards ShardLister
 	// ShardMapRefresh is how long a shard map is used before it is listed again; 0 means
 	// DefaultShardMapRefresh. It is listed again sooner when Kinesis puts an aggregate in another
@@ -163,6 +165,11 @@ type Options struct {
 	// RecordSizeLimit, when set, gives the maximum record size in MaxRecordSize's place when each
 	// flush begins (a value <= 0 leaves MaxRecordSize): the stream's own, which can change.
 	RecordSizeLimit func() int
+
+	// MaxInFlight bounds the requests the pool's flushes have in flight together; 0 means
+	// DefaultMaxInFlight, and it is capped at MaxMaxInFlight. Each may hold a request's data (up
+	// to 10 MiB) until it is answered.
+	MaxInFlight int
 }
 
 // Result counts what one flush did, in events (Fluent Bit records): a Kinesis record that
@@ -192,10 +199,14 @@ type Pool struct {
 	compression   compress.Kind
 	packing       packing
 	aggMaxSize    int        // the aggregator's limit, so that a compressed aggregate fits maxRecordSize
-	shards        shardCache // for shard-aware aggregation
+	shards        shardCache // the stream's shard map
+	keySeed       uint64     // seeds the key rings of shard maps
+	maxInFlight   int
+	sched         *scheduler
 
 	mu       sync.Mutex
 	free     []*batcher // idle batchers, reused to keep their buffers
+	bufs     [][]byte   // idle request buffers, at most 2·maxInFlight
 	closed   bool
 	inflight sync.WaitGroup
 
@@ -236,6 +247,13 @@ func NewPool(p Putter, o Options) *Pool {
 	if refresh <= 0 {
 		refresh = DefaultShardMapRefresh
 	}
+	inFlight := o.MaxInFlight
+	if inFlight <= 0 {
+		inFlight = DefaultMaxInFlight
+	}
+	inFlight = min(inFlight, MaxMaxInFlight)
+	var seed [8]byte
+	_, _ = crand.Read(seed[:]) // never fails (crypto/rand.Read crashes the program instead)
 	pool := &Pool{
 		putter:        p,
 		recordOpts:    o.Record,
@@ -250,16 +268,20 @@ func NewPool(p Putter, o Options) *Pool {
 		compression:   o.Compression,
 		packing:       pk,
 		aggMaxSize:    aggregateLimit(max, o.Compression),
+		keySeed:       binary.LittleEndian.Uint64(seed[:]),
+		maxInFlight:   inFlight,
+		sched:         newScheduler(inFlight),
 	}
 	pool.recordSizeLimit = o.RecordSizeLimit
-	if pk == packKPL && !o.PartitionKey.IsZero() {
-		pool.shards = shardCache{lister: o.Shards, refresh: refresh, infoLimit: loglimit.Limiter{Every: every}}
+	if o.Shards != nil {
+		pool.shards = shardCache{lister: o.Shards, refresh: refresh, retry: shardMapRetry, infoLimit: loglimit.Limiter{Every: every}}
 	}
 	return pool
 }
 
-// Flush decodes, encodes, batches and sends chunk, resends what Kinesis did not accept, and
-// returns once every request is answered. chunk is only read during the call.
+// Flush decodes, encodes, batches and sends chunk, with up to the pool's MaxInFlight requests in
+// flight (shared with the other flushes), resends what Kinesis did not accept, and returns once
+// every request it started is answered. chunk is only read during the call.
 //
 // The error is nil when every record was accepted or deliberately skipped, now or by an earlier
 // flush of the same chunk and tag. Otherwise it is a *DeliveryError (errors.Is ErrNotDelivered)
@@ -311,7 +333,7 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 func (p *Pool) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
-	p.free = nil
+	p.free, p.bufs = nil, nil
 	p.mu.Unlock()
 
 	done := make(chan struct{})
@@ -358,17 +380,38 @@ func (p *Pool) acquire() (*batcher, error) {
 	return p.newBatcher(), nil
 }
 
-// maxKeptArena bounds the buffer a batcher keeps between flushes: a full request and one record.
+// maxKeptArena bounds a buffer kept between requests or flushes: a full request and one record.
 const maxKeptArena = 2 * limits.MaxRequestBytes
+
+// getBuf returns an empty request buffer, from the idle ones if there is one.
+func (p *Pool) getBuf() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.bufs); n > 0 {
+		buf := p.bufs[n-1]
+		p.bufs[n-1] = nil
+		p.bufs = p.bufs[:n-1]
+		return buf
+	}
+	return nil
+}
+
+// putBuf keeps buf for another request, unless enough are idle or it is too large to keep: idle
+// buffers are at most 2·maxInFlight (besides those in flight, each flush holds a few: its open and
+// sealed requests), each at most maxKeptArena.
+func (p *Pool) putBuf(buf []byte) {
+	if buf == nil || cap(buf) > maxKeptArena {
+		return
+	}
+	p.mu.Lock()
+	if len(p.bufs) < 2*p.maxInFlight && !p.closed {
+		p.bufs = append(p.bufs, buf[:0])
+	}
+	p.mu.Unlock()
+}
 
 func (p *Pool) release(b *batcher) {
 	b.releaseAggregates()
-	if cap(b.arena) > maxKeptArena {
-		b.arena = nil // a huge skipped record grew it: let it go
-	}
-	if cap(b.retryArena) > maxKeptArena {
-		b.retryArena = nil // a big chunk failed: let it go
-	}
 	if cap(b.raw) > maxKeptArena {
 		b.raw = nil
 	}
@@ -390,9 +433,8 @@ func (p *Pool) newBatcher() *batcher {
 		pool:    p,
 		enc:     record.NewEncoder(p.recordOpts),
 		keys:    kinesis.NewKeyGen(binary.LittleEndian.Uint64(seed[:])),
-		spans:   make([]span, 0, limits.MaxRecordsPerRequest),
-		entries: make([]kinesis.Entry, 0, limits.MaxRecordsPerRequest),
 		comp:    compress.New(p.compression),
-		keyStrs: make(map[string]string),
+		keyStrs: make(map[string]keyInfo),
+		rr:      int(seed[0]),
 	}
 }

@@ -232,8 +232,9 @@ func TestLedgerEvictionDuplicatesNeverLoses(t *testing.T) {
 }
 
 // TestErrorClasses checks what each class of request error does to a flush of three requests
-// whose second fails: whether the flush resends, stops or gives the records up, the error it
-// returns, and the level of its one log line. A rejected request's data never reaches the log.
+// whose second fails, sent one at a time: whether the flush resends, stops or gives the records
+// up, the error it returns, and the level of its one log line. A rejected request's data never
+// reaches the log.
 func TestErrorClasses(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr3t-d4t4"
@@ -249,7 +250,7 @@ func TestErrorClasses(t *testing.T) {
 	}{
 		{name: "retryable", err: &smithy.GenericAPIError{Code: "InternalFailure"}, wantRequests: 4,
 			wantRes:  Result{Records: 1200, Accepted: 1200},
-			wantLine: "WARN 700 of 1200 records failed (InternalFailure ×500, not sent ×200), resent: all delivered after 2 attempts"},
+			wantLine: "WARN 500 of 1200 records failed (InternalFailure ×500), resent: all delivered after 2 attempts"},
 		{name: "credentials", err: &kinesis.CredentialsError{Err: errors.New("no EC2 IMDS role found")},
 			wantErr: ErrNotDelivered, wantClass: kinesis.ClassCredentials, wantRequests: 2,
 			wantRes:  Result{Records: 1200, Accepted: 500, Failed: 700},
@@ -273,7 +274,7 @@ func TestErrorClasses(t *testing.T) {
 				}
 				return nil
 			}}
-			p := NewPool(f, Options{Retry: fastRetry, Logger: slog.New(logs)})
+			p := NewPool(f, Options{Retry: fastRetry, Logger: slog.New(logs), MaxInFlight: 1})
 			chunk, _ := numberedChunk("secret-"+secret, 1200)
 			res, err := p.Flush(context.Background(), chunk, "t")
 			if tt.wantErr == nil && err != nil || !errors.Is(err, tt.wantErr) {

@@ -24,68 +24,112 @@ const (
 // empty (the strings still in use stay valid: they are ordinary strings).
 const maxInternedKeys = 4096
 
-// direct reports whether records are encoded straight into the arena: plain and uncompressed.
+// direct reports whether records are encoded straight into their request: plain, uncompressed,
+// with random keys (a partition key decides the queue only once the record is read).
 func (b *batcher) direct() bool {
-	return b.pool.packing == packPlain && b.pool.compression == compress.None
+	return b.pool.packing == packPlain && b.pool.compression == compress.None && b.pool.keyPath.IsZero()
 }
 
-// recordKey returns the partition key the partition_key field gives the record body: "" when
-// partition_key is not set (the packing picks a random key), a new random key when the field is
-// missing or unusable (counted). Keys are interned per batcher: records usually share a few keys
-// (a pod, a host), and a key must stay valid until its record's request and resends are done,
-// which a string does; a new key costs one allocation, a known one a map lookup.
-func (b *batcher) recordKey(body []byte) string {
+// recordKey returns the partition key the partition_key field gives the record body, with its
+// shard and queue: the zero keyInfo when partition_key is not set (the packing picks a random
+// key), a random key when the field is missing or unusable (counted). Keys are interned per
+// batcher: records usually share a few keys (a pod, a host), and a key must stay valid until its
+// record's request and resends are done, which a string does; a new key costs one allocation and
+// one hash, a known one a map lookup.
+func (b *batcher) recordKey(body []byte) keyInfo {
 	if b.pool.keyPath.IsZero() {
-		return ""
+		return keyInfo{}
 	}
 	k, ok := b.pool.keyPath.Append(b.keyBuf[:0], body)
 	if !ok {
 		b.f.stats.RandomKeyFallback++
-		return b.keys.Next()
+		return b.randomKeyInfo()
 	}
 	b.keyBuf = k
-	if s, ok := b.keyStrs[string(k)]; ok {
-		return s
+	if m := b.f.shardMap(); m != b.keysMap || len(b.queues) != b.keysG {
+		clear(b.keyStrs) // the shards and queues of the keys have changed
+		b.keysMap, b.keysG = m, len(b.queues)
+	}
+	if ki, ok := b.keyStrs[string(k)]; ok {
+		return ki
+	}
+	return b.internKey(string(k))
+}
+
+// internKey returns the keyInfo of key, interned.
+func (b *batcher) internKey(key string) keyInfo {
+	if ki, ok := b.keyStrs[key]; ok && b.keysMap == b.f.shardMap() && b.keysG == len(b.queues) {
+		return ki
 	}
 	if len(b.keyStrs) >= maxInternedKeys {
 		clear(b.keyStrs)
 	}
-	s := string(k)
-	b.keyStrs[s] = s
-	return s
+	ki := keyInfo{key: key, dest: noShard}
+	if m := b.f.shardMap(); m != nil {
+		ki.dest = m.Lookup(key)
+	}
+	ki.queue = b.queueOf(key, ki.dest)
+	b.keyStrs[key] = ki
+	return ki
 }
 
-// place adds the encoded record of event idx, data (not in the arena), with its partition key
-// ("" for a random one), as the packing says.
-func (b *batcher) place(ctx context.Context, idx int, data []byte, key string) {
+// randomKey returns a random partition key, and its shard in the flush's map (noShard without a
+// map). With a map, the keys go to the shards in turn (see keyRing).
+func (b *batcher) randomKey() (string, int) {
+	v := b.f.shards
+	if v == nil || len(v.keys.shards) == 0 {
+		return b.keys.Next(), noShard
+	}
+	b.rr++
+	n := len(v.keys.shards)
+	shard := v.keys.shards[b.rr%n]
+	keys := v.keys.keys[shard]
+	return keys[(b.rr/n)%len(keys)], shard
+}
+
+// randomKeyInfo is randomKey with the key's queue: any will do, as a random key needs no order.
+func (b *batcher) randomKeyInfo() keyInfo {
+	key, dest := b.randomKey()
+	q := b.rr % len(b.queues)
+	if dest != noShard {
+		q = dest % len(b.queues)
+	}
+	return keyInfo{key: key, dest: dest, queue: q}
+}
+
+// place adds the encoded record of event idx, data (not in a request), with its partition key
+// (the zero keyInfo for a random one), as the packing says.
+func (b *batcher) place(ctx context.Context, idx int, data []byte, k keyInfo) {
 	switch b.pool.packing {
 	case packSimple:
 		b.addJoined(ctx, idx, data)
 	case packKPL:
-		b.addUser(ctx, idx, data, key)
+		b.addUser(ctx, idx, data, k)
 	default:
+		if k.key == "" {
+			k = b.randomKeyInfo()
+		}
 		b.one[0] = idx
-		b.appendRecord(ctx, data, key, noShard, b.one[:])
+		b.appendRecord(ctx, k.queue, data, k.key, noShard, k.dest, b.one[:])
 	}
 }
 
-// appendRecord compresses data (not in the arena) into the arena as one Kinesis record carrying the
-// events evs, and commits it (for shard, see commit); key "" means a random one.
-func (b *batcher) appendRecord(ctx context.Context, data []byte, key string, shard int, evs []int) {
-	if key == "" {
-		key = b.keys.Next()
-	}
-	start := len(b.arena)
-	out, err := b.comp.Append(b.arena, data)
+// appendRecord compresses data (not in a request) into the open request of queue q as one Kinesis
+// record carrying the events evs, with partition key key, and commits it (for shard and dest, see
+// commit).
+func (b *batcher) appendRecord(ctx context.Context, q int, data []byte, key string, shard, dest int, evs []int) {
+	r := b.open(q)
+	start := len(r.buf)
+	out, err := b.comp.Append(r.buf, data)
 	if err != nil {
-		b.arena = b.arena[:start]
+		r.buf = r.buf[:start]
 		for _, i := range evs {
 			b.skipInvalid(i, err)
 		}
 		return
 	}
-	b.arena = out
-	b.commit(ctx, start, key, shard, evs)
+	r.buf = out
+	b.commit(ctx, q, start, key, shard, dest, evs)
 }
 
 // addJoined adds a record to the simple_aggregation record being joined, sending that one first
@@ -125,16 +169,20 @@ func (b *batcher) finishJoined(ctx context.Context) {
 	if len(b.joinedEvs) == 0 {
 		return
 	}
-	b.appendRecord(ctx, b.joined, "", noShard, b.joinedEvs)
+	key, dest := b.randomKey()
+	b.appendRecord(ctx, 0, b.joined, key, noShard, dest, b.joinedEvs)
 	b.joined, b.joinedEvs = b.joined[:0], b.joinedEvs[:0]
 }
 
-// aggGroup is one KPL aggregate being built: one per shard when aggregation is shard-aware.
+// aggGroup is one KPL aggregate being built: one per shard when aggregation is shard-aware, one
+// per queue with partition_key but no shard map, one otherwise.
 type aggGroup struct {
 	agg   *kpl.Aggregator
 	evs   []int  // the events of its user records
 	key   string // the random key its user records share, when they have none of their own
-	shard int    // its shard in b.f.shardMap, whose explicit hash key it is sent with, or noShard
+	shard int    // its shard in the flush's map, whose explicit hash key it is sent with, or noShard
+	dest  int    // the shard it goes to: shard, or that of key; noShard when unknown
+	queue int    // the queue its aggregates are sent in
 }
 
 // aggregateLimit is the size limit of an aggregate before compression such that, compressed, it
@@ -144,42 +192,58 @@ func aggregateLimit(maxSize int, kind compress.Kind) int {
 	return maxSize - (kind.Bound(maxSize) - maxSize)
 }
 
-// prepareGroups readies the groups of a flush: one per shard of b.f.shardMap, or one. They are
-// empty: every flush finishes its aggregates.
+// shardAware reports whether the flush aggregates by shard: with partition_key and a shard map.
+func (b *batcher) shardAware() bool { return b.f.shards != nil && b.f.ordered }
+
+// prepareGroups readies the aggregates of a flush: one per shard of the flush's map when
+// shard-aware; one per queue with partition_key and no map (a key's records stay in one queue);
+// else one. They are empty: every flush finishes its aggregates.
 func (b *batcher) prepareGroups() {
 	if b.pool.packing != packKPL {
 		return
 	}
 	n := 1
-	if b.f.shardMap != nil {
-		n = b.f.shardMap.Len()
+	switch {
+	case b.shardAware():
+		n = b.f.shardMap().Len()
+	case b.f.ordered:
+		n = len(b.queues)
 	}
 	for len(b.groups) < n {
 		b.groups = append(b.groups, &aggGroup{agg: kpl.NewAggregator(b.aggMaxSize)})
 	}
 	for i := range n {
-		b.groups[i].shard = noShard
-		if b.f.shardMap != nil {
-			b.groups[i].shard = i
+		g := b.groups[i]
+		g.shard, g.dest, g.queue = noShard, noShard, 0
+		switch {
+		case b.shardAware():
+			g.shard, g.dest, g.queue = i, i, i%len(b.queues)
+		case b.f.ordered:
+			g.queue = i
 		}
 	}
 	b.ngroups = n
 }
 
-// addUser adds a user record to the aggregate of its shard (or the only one), finishing that
-// aggregate first when it is full. key "" means the record has no key of its own: it takes the
+// addUser adds a user record to the aggregate of its shard (or queue, or the only one), finishing
+// that aggregate first when it is full. A record without a key of its own (k.key "") takes the
 // aggregate's random key, shared by all its user records, since a consumer such as the KCL drops
 // the user records whose keys do not hash to the aggregate's shard. A record too large to be
-// aggregated alone is sent as a plain record (or skipped as oversize).
-func (b *batcher) addUser(ctx context.Context, idx int, data []byte, key string) {
+// aggregated alone is sent as a plain record (or skipped as oversize), after its aggregate with
+// partition_key, so that its key's records stay in order.
+func (b *batcher) addUser(ctx context.Context, idx int, data []byte, k keyInfo) {
 	g := b.groups[0]
-	if b.f.shardMap != nil && key != "" {
-		g = b.groups[b.f.shardMap.Lookup(key)]
+	switch {
+	case b.shardAware():
+		g = b.groups[k.dest]
+	case b.f.ordered:
+		g = b.groups[k.queue]
 	}
+	key := k.key
 	shared := key == ""
 	if shared {
 		if g.key == "" {
-			g.key = b.keys.Next()
+			g.key, g.dest = b.randomKey()
 		}
 		key = g.key
 	}
@@ -190,7 +254,7 @@ func (b *batcher) addUser(ctx context.Context, idx int, data []byte, key string)
 	case kpl.AggregateFull:
 		b.finishGroup(ctx, g)
 		if shared {
-			g.key = b.keys.Next()
+			g.key, g.dest = b.randomKey()
 			key = g.key
 		}
 		if g.agg.Add(data, key) == kpl.Added {
@@ -198,8 +262,15 @@ func (b *batcher) addUser(ctx context.Context, idx int, data []byte, key string)
 			return
 		}
 	}
+	dest, q := k.dest, k.queue
+	if shared {
+		dest, q = g.dest, g.queue
+	}
+	if b.f.ordered {
+		b.finishGroup(ctx, g)
+	}
 	b.one[0] = idx
-	b.appendRecord(ctx, data, key, noShard, b.one[:])
+	b.appendRecord(ctx, q, data, key, noShard, dest, b.one[:])
 }
 
 // finishGroup sends g's aggregate, if any, as one Kinesis record carrying all its events (an
@@ -210,20 +281,24 @@ func (b *batcher) finishGroup(ctx context.Context, g *aggGroup) {
 	case 0:
 	case 1:
 		data, key, _ := g.agg.Single()
-		b.appendRecord(ctx, data, key, noShard, g.evs)
+		b.appendRecord(ctx, g.queue, data, key, noShard, g.dest, g.evs)
 	default:
 		key := g.agg.PartitionKey()
 		if b.pool.compression == compress.None {
-			start := len(b.arena)
-			b.arena = g.agg.Finish(b.arena)
-			b.commit(ctx, start, key, g.shard, g.evs)
+			r := b.open(g.queue)
+			start := len(r.buf)
+			r.buf = g.agg.Finish(r.buf)
+			b.commit(ctx, g.queue, start, key, g.shard, g.dest, g.evs)
 		} else {
 			b.scratch = g.agg.Finish(b.scratch[:0])
-			b.appendRecord(ctx, b.scratch, key, g.shard, g.evs)
+			b.appendRecord(ctx, g.queue, b.scratch, key, g.shard, g.dest, g.evs)
 		}
 	}
 	g.agg.Reset()
 	g.evs, g.key = g.evs[:0], ""
+	if g.shard == noShard {
+		g.dest = noShard
+	}
 }
 
 // finishPending sends the aggregates still being built, at the end of a flush.

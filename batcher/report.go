@@ -40,13 +40,13 @@ func (b *batcher) logFailures(res Result, err error) {
 	fmt.Fprintf(&msg, "%d of %d records failed (%s)", b.f.firstFailed, b.f.firstSent, b.f.codes.String())
 	switch {
 	case res.Failed == 0 && res.Rejected == 0:
-		fmt.Fprintf(&msg, ", resent: all delivered after %d attempts", b.f.attempt)
+		fmt.Fprintf(&msg, ", resent: all delivered after %d attempts", b.f.maxAttempt)
 	case res.Failed > 0:
-		fmt.Fprintf(&msg, ", %d not delivered after %d attempts", res.Failed, b.f.attempt)
+		fmt.Fprintf(&msg, ", %d not delivered after %d attempts", res.Failed, b.f.maxAttempt)
 		switch {
 		case de != nil && de.Class != kinesis.ClassRetryable:
 			fmt.Fprintf(&msg, " (%s)", de.Class)
-		case b.f.attempt < b.pool.retry.MaxAttempts:
+		case b.f.maxAttempt < b.pool.retry.MaxAttempts:
 			msg.WriteString(" (retry window over)")
 		}
 	}
@@ -83,18 +83,18 @@ func (b *batcher) logFailures(res Result, err error) {
 
 // requestShape describes a request without its data: records, bytes, the largest record and the
 // partition keys' lengths.
-func requestShape(entries []kinesis.Entry) string {
+func requestShape(spans []span) string {
 	size, largest, minKey, maxKey := 0, 0, 0, 0
-	for i, e := range entries {
-		size += e.Size()
-		largest = max(largest, e.Size())
-		if k := len(e.PartitionKey); i == 0 || k < minKey {
+	for i, s := range spans {
+		size += s.size()
+		largest = max(largest, s.size())
+		if k := len(s.key); i == 0 || k < minKey {
 			minKey = k
 		}
-		maxKey = max(maxKey, len(e.PartitionKey))
+		maxKey = max(maxKey, len(s.key))
 	}
 	return fmt.Sprintf("%d records, %d bytes, largest record %d bytes, partition keys of %d to %d bytes",
-		len(entries), size, largest, minKey, maxKey)
+		len(spans), size, largest, minKey, maxKey)
 }
 
 // logSkips writes at most one line per reason for the records the flush skipped; the lines are

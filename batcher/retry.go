@@ -9,10 +9,11 @@ import (
 )
 
 // The in-flush retry policy's defaults. With them a record is sent at most 5 times in one flush,
-// waiting at most 0.1 + 0.2 + 0.4 + 0.8 = 1.5 s in all between the sends (0.75 s on average), and no
-// resend starts later than 10 s after the flush's first pass: a flush that keeps failing returns
-// within about its first pass, plus 10 s, plus one more pass (whose requests are each bounded by
-// http_request_timeout, twice with auto_retry_requests).
+// waiting at most 0.1 + 0.2 + 0.4 + 0.8 = 1.5 s in all between the sends (0.75 s on average) besides
+// its shard's pacing, and is not sent again later than 10 s after its first failure. After a request
+// fails as a whole, the flush sends one request at a time, and nothing once 10 s have passed without
+// an answer: a flush against a failing endpoint returns within about one request, plus 10 s, plus
+// one more request (each bounded by http_request_timeout, twice with auto_retry_requests).
 const (
 	DefaultMaxAttempts = 5
 	DefaultBackoffBase = 100 * time.Millisecond
@@ -34,9 +35,11 @@ type CheckRetry func(ctx context.Context, class kinesis.ErrorClass) bool
 // again, matched by index, after a backoff, as long as the policy allows.
 type Retry struct {
 	// MaxAttempts bounds how many times a record is sent in one flush, the first time included.
+	// Waiting for its shard's pacing is not an attempt: only a send is.
 	MaxAttempts int
-	// Window bounds the resends: none starts later than Window after the flush's first pass ended,
-	// and none is waited for if its backoff would end later.
+	// Window bounds the resends: a record is not sent again later than Window after its first
+	// failure (a resend whose backoff would end later is not waited for), and after a request
+	// failed as a whole, nothing is sent later than Window after that until a request is answered.
 	Window     time.Duration
 	Backoff    Backoff
 	CheckRetry CheckRetry

@@ -123,7 +123,7 @@ func TestShardMapChange(t *testing.T) {
 				if n := lister.calls.Load(); n != tt.wantCalls[flush] {
 					t.Errorf("flush %d: listed %d times, want %d", flush, n, tt.wantCalls[flush])
 				}
-				infos := countPrefix(logs.all(), "INFO aggregation: Kinesis put an aggregate sent to shard")
+				infos := countPrefix(logs.all(), "INFO shard map: Kinesis put an aggregate sent to shard")
 				if infos != tt.wantInfos[flush] {
 					t.Errorf("flush %d: %d info lines about a changed map, want %d: %q", flush, infos, tt.wantInfos[flush], logs.all())
 				}
@@ -184,9 +184,9 @@ func TestShardMapChangedOnce(t *testing.T) {
 	logs := &logSink{}
 	p := NewPool(&fakePutter{t: t}, Options{Aggregation: true, PartitionKey: mustKeyPath(t, "k"), Shards: lister,
 		Logger: slog.New(logs), LogInterval: -1})
-	infos := func() int { return countPrefix(logs.all(), "INFO aggregation: Kinesis put") }
+	infos := func() int { return countPrefix(logs.all(), "INFO shard map: Kinesis put") }
 
-	if m := p.shardMap(ctx); m != four {
+	if v := p.shardMap(ctx); v == nil || v.m != four {
 		t.Fatal("first listing: not the lister's map")
 	}
 	p.shardMapChanged(four, "shardId-0", "shardId-4")
@@ -195,21 +195,21 @@ func TestShardMapChangedOnce(t *testing.T) {
 		t.Errorf("%d info lines for one change, want 1: %q", n, logs.all())
 	}
 	lister.m = split
-	if m := p.shardMap(ctx); m != split || lister.calls.Load() != 2 {
+	if v := p.shardMap(ctx); v == nil || v.m != split || lister.calls.Load() != 2 {
 		t.Fatalf("after a change: listed %d times, want 2 and the new map", lister.calls.Load())
 	}
-	if m := p.shardMap(ctx); m != split || lister.calls.Load() != 2 {
+	if v := p.shardMap(ctx); v == nil || v.m != split || lister.calls.Load() != 2 {
 		t.Errorf("listed %d times, want 2: the new map is fresh", lister.calls.Load())
 	}
 	// A flush that used the old map notices late.
 	p.shardMapChanged(four, "shardId-0", "shardId-4")
-	if m := p.shardMap(ctx); m != split || lister.calls.Load() != 2 {
+	if v := p.shardMap(ctx); v == nil || v.m != split || lister.calls.Load() != 2 {
 		t.Errorf("a late notice of the old map: listed %d times, want 2", lister.calls.Load())
 	}
 	if n := infos(); n != 1 {
 		t.Errorf("a late notice of the old map logged: %q", logs.all())
 	}
-	if want := `INFO aggregation: Kinesis put an aggregate sent to shard "shardId-0" in shard "shardId-4": ` +
+	if want := `INFO shard map: Kinesis put an aggregate sent to shard "shardId-0" in shard "shardId-4": ` +
 		`the stream's shards have changed, listing them again at the next flush`; !strings.Contains(strings.Join(logs.all(), "\n"), want) {
 		t.Errorf("log %q, want %q", logs.all(), want)
 	}
@@ -238,7 +238,7 @@ func TestShardMapChangeConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	calls := int(lister.calls.Load())
-	infos := countPrefix(logs.all(), "INFO aggregation: Kinesis put")
+	infos := countPrefix(logs.all(), "INFO shard map: Kinesis put")
 	if calls < 2 || infos < 1 || infos > calls {
 		t.Errorf("listed %d times, %d info lines: want at least 2 listings, and 1 to %d lines", calls, infos, calls)
 	}

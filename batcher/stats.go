@@ -18,6 +18,8 @@ type Stats struct {
 	Failed          int64 // records not accepted at the end of their flush (sent by a later flush)
 	Throttled       int64 // Kinesis record sends refused for throttling (each attempt counts)
 	Resent          int64 // Kinesis records sent again within a flush
+	RequestsPaced   int64 // requests that waited for their shards' pacing before they went
+	RateCuts        int64 // times throttling cut a shard's pace (or, without a shard map, the requests in flight)
 	Rejected        int64 // records in requests Kinesis refused as invalid
 	SkippedOversize int64 // records larger than MaxRecordSize
 	SkippedNoLogKey int64 // records without the log_key
@@ -55,6 +57,8 @@ var StatList = []Stat{
 	{"records_failed", "Records not accepted at the end of their flush", false, func(s *Stats) *int64 { return &s.Failed }},
 	{"records_throttled", "Record sends refused by Kinesis for throttling", false, func(s *Stats) *int64 { return &s.Throttled }},
 	{"records_resent", "Kinesis records sent again within a flush", false, func(s *Stats) *int64 { return &s.Resent }},
+	{"requests_paced", "PutRecords requests that waited for their shards' pacing", false, func(s *Stats) *int64 { return &s.RequestsPaced }},
+	{"rate_cuts", "Times throttling cut a shard's pace, or the requests in flight without a shard map", false, func(s *Stats) *int64 { return &s.RateCuts }},
 	{"records_rejected", "Records in requests Kinesis refused as invalid", false, func(s *Stats) *int64 { return &s.Rejected }},
 	{"records_skipped_oversize", "Records skipped as larger than max_record_size", false, func(s *Stats) *int64 { return &s.SkippedOversize }},
 	{"records_skipped_no_log_key", "Records skipped for want of the log_key", false, func(s *Stats) *int64 { return &s.SkippedNoLogKey }},
@@ -98,10 +102,10 @@ func (s Stats) String() string {
 	}
 	return fmt.Sprintf("%d flushes (%d to be retried), %d records: %d accepted, %d not delivered, %d rejected, "+
 		"%d skipped (%d oversize, %d without log_key, %d invalid, %d delivered by an earlier flush); "+
-		"%d requests (%d failed) sent %d records, %d bytes; %d throttled, %d resent; "+
+		"%d requests (%d failed) sent %d records, %d bytes; %d throttled, %d resent; %d requests paced, %d rate cuts; "+
 		"ledger: %d chunks held, %d forgotten%s",
 		s.Flushes, s.NotDelivered, s.Records, s.Accepted, s.Failed, s.Rejected,
 		s.Skipped(), s.SkippedOversize, s.SkippedNoLogKey, s.SkippedInvalid, s.SkippedEarlier,
-		s.Requests, s.RequestErrors, s.RecordsSent, s.BytesSent, s.Throttled, s.Resent,
+		s.Requests, s.RequestErrors, s.RecordsSent, s.BytesSent, s.Throttled, s.Resent, s.RequestsPaced, s.RateCuts,
 		s.LedgerChunks, s.LedgerEvicted, fallback)
 }

@@ -66,6 +66,7 @@ var Keys = []string{
 	"aggregation",
 	"simple_aggregation",
 	"max_record_size",
+	"max_in_flight",
 	"summary_interval",
 	"startup_check",
 	"use_fips_endpoint",
@@ -82,6 +83,7 @@ const (
 	DefaultAggregation        = false
 	DefaultSimpleAggregation  = false
 	DefaultMaxRecordSize      = MaxRecordSizeAuto
+	DefaultMaxInFlight        = 16
 	DefaultSummaryInterval    = time.Minute
 	DefaultStartupCheck       = StartupCheckWarn
 )
@@ -102,6 +104,13 @@ const (
 	StartupCheckFail StartupCheck = "fail"
 	// StartupCheckOff makes no call at Init.
 	StartupCheckOff StartupCheck = "off"
+)
+
+// Bounds of max_in_flight: each request in flight may hold up to 10 MiB of
+// data and a connection.
+const (
+	MinMaxInFlight = 1
+	MaxMaxInFlight = 256
 )
 
 // Bounds of max_record_size. Kinesis accepts records of up to 1 MiB by
@@ -167,6 +176,9 @@ type Config struct {
 	// MaxRecordSize is the stream's maximum record size in bytes, or MaxRecordSizeAuto (0) to
 	// take the stream's own.
 	MaxRecordSize int
+	// MaxInFlight bounds the PutRecords requests the instance has in flight
+	// together, all its workers included (max_in_flight).
+	MaxInFlight int
 	// SummaryInterval is how often an instance logs a summary line while records flow; 0 is never.
 	SummaryInterval time.Duration
 	StartupCheck    StartupCheck
@@ -205,6 +217,7 @@ func Parse(g Getter) (Config, error) {
 		Aggregation:          p.boolean("aggregation", DefaultAggregation),
 		SimpleAggregation:    p.boolean("simple_aggregation", DefaultSimpleAggregation),
 		MaxRecordSize:        p.recordSize("max_record_size"),
+		MaxInFlight:          p.count("max_in_flight", DefaultMaxInFlight, MinMaxInFlight, MaxMaxInFlight),
 		SummaryInterval:      p.durationOrOff("summary_interval", DefaultSummaryInterval),
 		StartupCheck:         p.startupCheck("startup_check"),
 		UseFIPSEndpoint:      p.optionalBoolean("use_fips_endpoint"),
@@ -304,6 +317,7 @@ func (c Config) String() string {
 	} else {
 		add("max_record_size", strconv.Itoa(c.MaxRecordSize))
 	}
+	add("max_in_flight", strconv.Itoa(c.MaxInFlight))
 	if c.StartupCheck != DefaultStartupCheck {
 		add("startup_check", string(c.StartupCheck))
 	}
@@ -523,6 +537,20 @@ func parseDuration(v string) (time.Duration, bool) {
 	}
 	d, err := time.ParseDuration(v)
 	return d, err == nil && d > 0
+}
+
+// count accepts a whole number from lo to hi.
+func (p *parser) count(key string, def, lo, hi int) int {
+	v := p.get(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi || !isDigits(v) {
+		p.invalid(key, v, fmt.Sprintf("a whole number from %d to %d", lo, hi))
+		return def
+	}
+	return n
 }
 
 // size accepts a number of bytes, optionally with a K or M suffix (powers of

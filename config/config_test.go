@@ -39,6 +39,7 @@ func TestParseDefaults(t *testing.T) {
 		TimeKeyFormat:      "%Y-%m-%dT%H:%M:%S",
 		AppendNewline:      true,
 		MaxRecordSize:      MaxRecordSizeAuto,
+		MaxInFlight:        DefaultMaxInFlight,
 		SummaryInterval:    time.Minute,
 		StartupCheck:       StartupCheckWarn,
 	}
@@ -99,6 +100,9 @@ func TestParseValid(t *testing.T) {
 		{"auto_retry_requests on", with("auto_retry_requests", "On"), func(c Config) any { return c.AutoRetryRequests }, true},
 		{"auto_retry_requests yes", with("auto_retry_requests", "yes"), func(c Config) any { return c.AutoRetryRequests }, true},
 		{"auto_retry_requests true", with("auto_retry_requests", "TRUE"), func(c Config) any { return c.AutoRetryRequests }, true},
+		{"max_in_flight", with("max_in_flight", "64"), func(c Config) any { return c.MaxInFlight }, 64},
+		{"max_in_flight one", with("max_in_flight", "1"), func(c Config) any { return c.MaxInFlight }, 1},
+		{"max_in_flight most", with("max_in_flight", " 256 "), func(c Config) any { return c.MaxInFlight }, 256},
 		{"http_request_timeout seconds", with("http_request_timeout", "30s"), func(c Config) any { return c.HTTPRequestTimeout }, 30 * time.Second},
 		{"http_request_timeout compound", with("http_request_timeout", "1m30s"), func(c Config) any { return c.HTTPRequestTimeout }, 90 * time.Second},
 		{"http_request_timeout ms", with("http_request_timeout", "500ms"), func(c Config) any { return c.HTTPRequestTimeout }, 500 * time.Millisecond},
@@ -211,6 +215,7 @@ func TestParseInvalid(t *testing.T) {
 		wantSize     = `want auto, or a size from 1M to 10M (1048576 to 10485760 bytes), such as 1M, 5MB or 2097152`
 		wantRole     = `want an IAM role ARN such as arn:aws:iam::123456789012:role/name`
 		wantKeyPath  = `want a top-level key name, or key names joined by -> for nested maps, such as kubernetes->pod_name`
+		wantInFlight = `want a whole number from 1 to 256`
 	)
 	bad := func(key, value, want string) string {
 		return fmt.Sprintf("config: invalid %q value %q: %s", key, value, want)
@@ -283,6 +288,12 @@ func TestParseInvalid(t *testing.T) {
 		{"auto_retry_requests y", with("auto_retry_requests", "y"), bad("auto_retry_requests", "y", wantBool)},
 		{"auto_retry_requests word", with("auto_retry_requests", "enabled"), bad("auto_retry_requests", "enabled", wantBool)},
 		{"append_newline 0", with("append_newline", "0"), bad("append_newline", "0", wantBool)},
+		{"max_in_flight zero", with("max_in_flight", "0"), bad("max_in_flight", "0", wantInFlight)},
+		{"max_in_flight too many", with("max_in_flight", "257"), bad("max_in_flight", "257", wantInFlight)},
+		{"max_in_flight negative", with("max_in_flight", "-1"), bad("max_in_flight", "-1", wantInFlight)},
+		{"max_in_flight plus", with("max_in_flight", "+8"), bad("max_in_flight", "+8", wantInFlight)},
+		{"max_in_flight word", with("max_in_flight", "many"), bad("max_in_flight", "many", wantInFlight)},
+		{"max_in_flight huge", with("max_in_flight", "99999999999999999999"), bad("max_in_flight", "99999999999999999999", wantInFlight)},
 		{"http_request_timeout word", with("http_request_timeout", "abc"), bad("http_request_timeout", "abc", wantDuration)},
 		{"summary_interval word", with("summary_interval", "never"), bad("summary_interval", "never", "want a positive duration such as 1m or 30s, a whole number of seconds, or off")},
 		{"summary_interval negative", with("summary_interval", "-1m"), bad("summary_interval", "-1m", "want a positive duration such as 1m or 30s, a whole number of seconds, or off")},
@@ -435,7 +446,7 @@ func TestString(t *testing.T) {
 		want string
 	}{
 		{"defaults", base(),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true max_record_size=auto"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true max_record_size=auto max_in_flight=16"},
 		{"everything", MapGetter{
 			"region": "eu-west-1", "stream": "arn:aws:kinesis:eu-west-1:123456789012:stream/s",
 			"endpoint": "localhost:4567", "sts_endpoint": "http://sts:80",
@@ -449,17 +460,17 @@ func TestString(t *testing.T) {
 			"sts_endpoint=http://sts:80 role_arn=arn:aws:iam::123456789012:role/r external_id=(set) profile=prod " +
 			"auto_retry_requests=false http_request_timeout=1m30s time_key=ts time_key_format=\"%Y %3N\" " +
 			"data_keys=log,kubernetes replace_dots=_ append_newline=false partition_key=kubernetes->pod_name " +
-			"compression=gzip aggregation=true max_record_size=5242880 startup_check=fail use_fips_endpoint=true use_dualstack_endpoint=false"},
+			"compression=gzip aggregation=true max_record_size=5242880 max_in_flight=16 startup_check=fail use_fips_endpoint=true use_dualstack_endpoint=false"},
 		{"aggregation, compression none", with("aggregation", "yes", "compression", "none"),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true aggregation=true max_record_size=auto"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true aggregation=true max_record_size=auto max_in_flight=16"},
 		{"partition_key with a space", with("partition_key", "kubernetes->pod name", "compression", "zstd"),
 			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true " +
-				`partition_key="kubernetes->pod name" compression=zstd max_record_size=auto`},
+				`partition_key="kubernetes->pod name" compression=zstd max_record_size=auto max_in_flight=16`},
 		{"data_keys with a space, replace_dots with a quote", with("data_keys", "a b,c", "replace_dots", `"`),
 			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s data_keys=\"a b,c\" " +
-				`replace_dots="\"" append_newline=true max_record_size=auto`},
+				`replace_dots="\"" append_newline=true max_record_size=auto max_in_flight=16`},
 		{"log_key", with("log_key", "message"),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s log_key=message append_newline=true max_record_size=auto"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s log_key=message append_newline=true max_record_size=auto max_in_flight=16"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,6 +99,10 @@ type Options struct {
 	// own) or "std" (net/http's). "" means the environment variable
 	// KINESIS_STREAMS_GO_HTTP_TRANSPORT, and "sync" when that is unset or empty.
 	HTTPTransport string
+	// MaxConns is how many requests the caller may have in flight at once: the client keeps as
+	// many idle connections per endpoint (at least the SDK's 10), so that none is closed after a
+	// request only to be opened again, TLS handshake included, for the next.
+	MaxConns int
 	// UseFIPSEndpoint and UseDualStackEndpoint choose the FIPS or dual-stack (IPv4 and IPv6)
 	// endpoints of Kinesis and STS, through the SDK's endpoint resolution; nil leaves the choice
 	// to the SDK's shared settings (AWS_USE_FIPS_ENDPOINT, AWS_USE_DUALSTACK_ENDPOINT,
@@ -216,7 +220,12 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	c := &Client{transport: string(mode), opts: o, sources: sources}
 	c.opts.ExternalID = ""
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		st := transport.New(b.GetTransport(), transport.WithMode(mode))
+		tr := b.GetTransport() // a copy
+		if o.MaxConns > tr.MaxIdleConnsPerHost {
+			tr.MaxIdleConnsPerHost = o.MaxConns
+			tr.MaxIdleConns = max(tr.MaxIdleConns, o.MaxConns)
+		}
+		st := transport.New(tr, transport.WithMode(mode))
 		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
 		c.http = st
 	}

@@ -950,6 +950,65 @@ func TestConnectionReuse(t *testing.T) {
 	}
 }
 
+// TestConnectionsKeptForMaxConns sends waves of requests in flight together: with MaxConns as large
+// as a wave, the second wave reuses the first's connections; with the default, connections beyond
+// the SDK's 10 idle ones are opened again.
+func TestConnectionsKeptForMaxConns(t *testing.T) {
+	isolateEnv(t)
+	const wave = 16
+	for _, tt := range []struct {
+		maxConns int
+		wantNew  int32 // connections the second wave opens
+	}{{wave, 0}, {0, wave - 10}} {
+		t.Run(fmt.Sprint("MaxConns=", tt.maxConns), func(t *testing.T) {
+			var conns atomic.Int32
+			gate := make(chan struct{})
+			var arrived atomic.Int32
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				req, err := decodePut(r)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				// Answer once the whole wave is in flight, so that it needs wave connections.
+				if arrived.Add(1)%wave == 0 {
+					gate <- struct{}{}
+				}
+				<-gate
+				if arrived.Add(-1)%wave != 0 {
+					gate <- struct{}{}
+				}
+				writeResult(w, make([]string, len(req.Records)))
+			}))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.Start()
+			t.Cleanup(srv.Close)
+			c := newTestClient(t, Options{Endpoint: srv.URL, MaxConns: tt.maxConns})
+			sendWave := func() {
+				var wg sync.WaitGroup
+				for range wave {
+					wg.Go(func() {
+						if _, err := c.PutRecords(context.Background(), []Entry{{Data: []byte("x"), PartitionKey: "k"}}); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			sendWave()
+			first := conns.Load()
+			sendWave()
+			if first != wave || conns.Load()-first != tt.wantNew {
+				t.Errorf("waves of %d requests opened %d, then %d connections; want %d, then %d", wave, first, conns.Load()-first, wave, tt.wantNew)
+			}
+		})
+	}
+}
+
 // TestSpeaksHTTP1 checks that requests go over HTTP/1.1 even to a TLS server that offers HTTP/2,
 // and that they reuse one connection.
 func TestSpeaksHTTP1(t *testing.T) {

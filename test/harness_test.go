@@ -124,9 +124,15 @@ func pluginEnv(t *testing.T, caBundle bool) []string {
 // crash; on failure the test's log gets the plugin's stderr.
 func runHost(t *testing.T, m flbhost.Manifest, env []string) *flbhost.Result {
 	t.Helper()
+	return runHostWithin(t, m, env, hostTimeout)
+}
+
+// runHostWithin is runHost, killing the host after timeout.
+func runHostWithin(t *testing.T, m flbhost.Manifest, env []string, timeout time.Duration) *flbhost.Result {
+	t.Helper()
 	m.SO = soPath(t)
 	m.Name = pluginName
-	ctx, cancel := context.WithTimeout(context.Background(), hostTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
 	res, err := flbhost.Run(ctx, hostBin, t.TempDir(), m, env)

@@ -33,12 +33,15 @@ func BenchmarkFlushTLS(b *testing.B) {
 		b.Setenv(k, v)
 	}
 	ctx := context.Background()
-	client, err := kinesis.New(ctx, kinesis.Options{Region: region, Stream: streamName, Endpoint: s.Endpoint, AutoRetry: true})
+	inFlight := envInt(b, "PERF_MAX_IN_FLIGHT", batcher.DefaultMaxInFlight)
+	client, err := kinesis.New(ctx, kinesis.Options{Region: region, Stream: streamName, Endpoint: s.Endpoint, AutoRetry: true,
+		MaxConns: inFlight})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer client.Close()
-	pool := batcher.NewPool(client, batcher.Options{Record: record.Options{AppendNewline: true}, Shards: client})
+	pool := batcher.NewPool(client, batcher.Options{Record: record.Options{AppendNewline: true}, Shards: client,
+		MaxInFlight: inFlight})
 	defer pool.Close(ctx)
 
 	input := perfInput(b)

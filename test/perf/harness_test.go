@@ -172,6 +172,12 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // startSink builds and starts the sink in dir; it is stopped when tb ends.
 func startSink(tb testing.TB, dir string) *sink {
 	tb.Helper()
+	return startSinkLatency(tb, dir, 0)
+}
+
+// startSinkLatency is startSink with a sink that waits latency before each answer.
+func startSinkLatency(tb testing.TB, dir string, latency time.Duration) *sink {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
 	bin := filepath.Join(dir, "sink")
@@ -179,7 +185,7 @@ func startSink(tb testing.TB, dir string) *sink {
 		tb.Fatalf("build sink: %v\n%s", err, out)
 	}
 	s := &sink{CAFile: filepath.Join(dir, "sink-ca.pem")}
-	s.cmd = exec.Command(bin, "-cert", s.CAFile)
+	s.cmd = exec.Command(bin, "-cert", s.CAFile, "-latency", latency.String())
 	s.cmd.Stderr = os.Stderr
 	stdin, err := s.cmd.StdinPipe()
 	if err != nil {

@@ -81,6 +81,9 @@ func BenchmarkWholePath(b *testing.B) {
 			{"workers", strconv.Itoa(threads)},
 		}},
 	}
+	if v := os.Getenv("PERF_MAX_IN_FLIGHT"); v != "" {
+		m.Instances[0] = append(m.Instances[0], flbhost.Prop{"max_in_flight", v})
+	}
 	inputBytes := 0
 	for j := range flushes {
 		m.Jobs = append(m.Jobs, flbhost.Job{Thread: j % threads, Tag: "kube.perf", Path: paths[j%distinct]})

@@ -314,7 +314,7 @@ func (p *FaultProxy) forward(w http.ResponseWriter, r *http.Request, in *putReco
 		idx = append(idx, i)
 	}
 	if len(idx) > 0 {
-		res, status, raw, err := p.put(r, &fwd)
+		res, status, raw, err := forwardPut(r.Context(), p.client, p.target, r, &fwd)
 		if err != nil {
 			writeAPIError(w, http.StatusBadGateway, "ProxyError", err.Error())
 			return
@@ -363,18 +363,19 @@ func (p *FaultProxy) forward(w http.ResponseWriter, r *http.Request, in *putReco
 	_, _ = w.Write(b)
 }
 
-// put sends a PutRecords request to kinesis-mock with the original's headers
-// (kinesis-mock accepts any signature). It is not cancelled with the client's
-// request: whether kinesis-mock stored the records must be known.
-func (p *FaultProxy) put(r *http.Request, in *putRecordsIn) (putRecordsOut, int, []byte, error) {
+// forwardPut sends a PutRecords request to kinesis-mock at target with the
+// original request r's headers (kinesis-mock accepts any signature). It is not
+// cancelled with the client's request: whether kinesis-mock stored the records
+// must be known.
+func forwardPut(ctx context.Context, client *http.Client, target string, r *http.Request, in *putRecordsIn) (putRecordsOut, int, []byte, error) {
 	var res putRecordsOut
 	body, err := json.Marshal(in)
 	if err != nil {
 		return res, 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), requestTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.target+"/", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target+"/", bytes.NewReader(body))
 	if err != nil {
 		return res, 0, nil, err
 	}
@@ -383,7 +384,7 @@ func (p *FaultProxy) put(r *http.Request, in *putRecordsIn) (putRecordsOut, int,
 			req.Header.Set(h, v)
 		}
 	}
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return res, 0, nil, err
 	}

@@ -4,9 +4,10 @@
 // work as it can so that it disturbs the measured process little. It runs as its own process so
 // that its CPU time is not counted with the plugin's.
 //
-//	sink -cert FILE [-addr 127.0.0.1:0]
+//	sink -cert FILE [-addr 127.0.0.1:0] [-latency 50ms]
 //
-// It writes the certificate (PEM, the trust anchor for AWS_CA_BUNDLE) to FILE, then prints one line
+// -latency makes it wait that long before answering each PutRecords request, as Kinesis takes
+// tens of milliseconds to answer: requests in flight together then overlap their waits. It writes the certificate (PEM, the trust anchor for AWS_CA_BUNDLE) to FILE, then prints one line
 // "ready https://127.0.0.1:PORT" on stdout. GET /stats answers "requests=N records=N bytes=N
 // http2=N" (bytes: request bodies). It exits when its stdin is closed (so it never outlives the
 // benchmark that started it) or on SIGTERM/SIGINT.
@@ -44,14 +45,15 @@ const maxRecords = 500
 var partitionKeyField = []byte(`"PartitionKey":`)
 
 type server struct {
+	latency   time.Duration          // waited before each PutRecords answer
 	responses [maxRecords + 1][]byte // the success answer for n records
 	bufs      sync.Pool              // *bytes.Buffer
 
 	requests, records, bytes, http2 atomic.Int64
 }
 
-func newServer() *server {
-	s := &server{}
+func newServer(latency time.Duration) *server {
+	s := &server{latency: latency}
 	// As Kinesis answers: a 56-digit sequence number and the shard of each record.
 	const entry = `{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000000"}`
 	for n := 0; n <= maxRecords; n++ {
@@ -100,6 +102,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 2 {
 		s.http2.Add(1)
 	}
+	if s.latency > 0 {
+		time.Sleep(s.latency)
+	}
 	body := s.responses[n]
 	h := w.Header()
 	h["Content-Type"] = []string{"application/x-amz-json-1.1"}
@@ -137,9 +142,14 @@ func selfSigned() (tls.Certificate, []byte, error) {
 func main() {
 	certFile := flag.String("cert", "", "write the certificate (PEM) to this file")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	latency := flag.Duration("latency", 0, "wait this long before answering each PutRecords request")
 	flag.Parse()
 	if *certFile == "" {
 		fmt.Fprintln(os.Stderr, "sink: -cert is required")
+		os.Exit(2)
+	}
+	if *latency < 0 {
+		fmt.Fprintln(os.Stderr, "sink: -latency must not be negative")
 		os.Exit(2)
 	}
 	cert, pemCert, err := selfSigned()
@@ -157,7 +167,7 @@ func main() {
 		os.Exit(1)
 	}
 	srv := &http.Server{
-		Handler:           newServer(),
+		Handler:           newServer(*latency),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,

@@ -1,0 +1,218 @@
+package batcher
+
+import (
+	"sync"
+	"time"
+
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
+)
+
+// The pool's scheduler: how many requests its flushes have in flight together, and how fast
+// each shard is sent to.
+
+// DefaultMaxInFlight is the default bound of the requests a pool has in flight together, all its
+// flushes included.
+const DefaultMaxInFlight = 16
+
+// MaxMaxInFlight bounds Options.MaxInFlight: each request in flight may hold a 10 MiB request's
+// data, and a connection.
+const MaxMaxInFlight = 256
+
+// Each shard accepts writes of up to 1,000 records and 1 MiB a second (Kinesis Data Streams
+// quotas); an aggregated record counts as one record.
+const (
+	ShardRecordsPerSecond = 1000
+	ShardBytesPerSecond   = 1 << 20
+)
+
+// The pacing of a shard adapts to Kinesis's answers as TCP's congestion control does (additive
+// increase, multiplicative decrease): the shard's rate, a fraction of its limits, is cut by
+// paceDecrease when Kinesis throttles it (at most once per round trip: only for a request sent
+// after the last cut), and grows back by paceIncrease for each second's worth of records it
+// accepts. The floor keeps a throttled shard moving.
+const (
+	paceDecrease = 0.8
+	paceIncrease = 0.25
+	paceFloor    = 0.1
+)
+
+// charge is what a request takes from one shard's budget.
+type charge struct {
+	shard          int // index in the shard map
+	records, bytes int
+}
+
+// bucket is a token bucket of one shard: records and bytes, refilled at rate times the shard's
+// limits, holding at most one second's worth at that rate. Tokens may go below zero: a request
+// larger than a second's worth goes when the bucket is full, and the next one waits.
+type bucket struct {
+	id             string // the shard's ID, to carry its state over to a new shard map
+	records, bytes float64
+	at             time.Time // when the tokens were counted
+	rate           float64   // in (0, 1]: the fraction of the shard's limits it is sent at
+	cutAt          time.Time // when the rate was last cut
+}
+
+func (b *bucket) capRecords() float64 { return b.rate * ShardRecordsPerSecond }
+func (b *bucket) capBytes() float64   { return b.rate * ShardBytesPerSecond }
+
+// refill adds the tokens earned since b.at.
+func (b *bucket) refill(now time.Time) {
+	if dt := now.Sub(b.at).Seconds(); dt > 0 {
+		b.records = min(b.capRecords(), b.records+dt*b.capRecords())
+		b.bytes = min(b.capBytes(), b.bytes+dt*b.capBytes())
+	}
+	b.at = now
+}
+
+// wait returns how long until b holds what c needs (or is full, for a charge larger than the
+// bucket): 0 when it does now. refill first.
+func (b *bucket) wait(c charge) time.Duration {
+	needR := min(float64(c.records), b.capRecords()) - b.records
+	needB := min(float64(c.bytes), b.capBytes()) - b.bytes
+	secs := max(needR/b.capRecords(), needB/b.capBytes(), 0)
+	if secs == 0 {
+		return 0
+	}
+	return time.Duration(secs*float64(time.Second)) + time.Millisecond // round up past the float error
+}
+
+// scheduler is a pool's bound on requests in flight (shared by its flushes) and its per-shard
+// pacing. Flushes ask it before starting a request (tryStart), tell it when a request is answered
+// (done) and what Kinesis said of each shard (feedback).
+//
+// Without a shard map there is no per-shard pacing; throttling then halves the number of requests
+// in flight instead (down to one), and each answer without throttling raises it by 1/limit (one
+// more request per round trip), up to max.
+type scheduler struct {
+	max int
+
+	mu       sync.Mutex
+	inflight int
+	limit    float64       // the bound now: max, or less after throttling without a shard map
+	cutAt    time.Time     // when limit was last cut
+	wake     chan struct{} // closed at the next slot freed; made when a flush waits for one
+	m        *kpl.ShardMap // the map buckets belongs to
+	buckets  []bucket
+}
+
+func newScheduler(max int) *scheduler {
+	return &scheduler{max: max, limit: float64(max)}
+}
+
+// setMap makes m the map that requests are paced by; shards it shares with the previous map (by
+// ID) keep their state. Called when the pool lists the shards.
+func (s *scheduler) setMap(m *kpl.ShardMap, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m == s.m {
+		return
+	}
+	old := make(map[string]*bucket, len(s.buckets))
+	for i := range s.buckets {
+		old[s.buckets[i].id] = &s.buckets[i]
+	}
+	var bs []bucket
+	if m != nil {
+		bs = make([]bucket, m.Len())
+		for i := range bs {
+			id := m.Shard(i).ID
+			if o := old[id]; o != nil {
+				bs[i] = *o
+				continue
+			}
+			bs[i] = bucket{id: id, rate: 1, at: now}
+			bs[i].records, bs[i].bytes = bs[i].capRecords(), bs[i].capBytes()
+		}
+	}
+	s.m, s.buckets = m, bs
+}
+
+// tryStart takes a slot and the charges' tokens for a request and returns true, or returns false
+// with either the time when pacing lets the request go (the shards' tokens), or, when no slot is
+// free, a channel closed at the next slot released. Charges are paced only if they index m and m
+// is the scheduler's map (a flush that began with an older map goes unpaced until its end).
+func (s *scheduler) tryStart(m *kpl.ShardMap, charges []charge, now time.Time) (ok bool, at time.Time, wake <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight >= max(1, int(s.limit)) {
+		if s.wake == nil {
+			s.wake = make(chan struct{})
+		}
+		return false, time.Time{}, s.wake
+	}
+	paced := m != nil && m == s.m
+	if paced {
+		var longest time.Duration
+		for _, c := range charges {
+			b := &s.buckets[c.shard]
+			b.refill(now)
+			longest = max(longest, b.wait(c))
+		}
+		if longest > 0 {
+			return false, now.Add(longest), nil
+		}
+		for _, c := range charges {
+			b := &s.buckets[c.shard]
+			b.records -= float64(c.records)
+			b.bytes -= float64(c.bytes)
+		}
+	}
+	s.inflight++
+	return true, time.Time{}, nil
+}
+
+// done frees a request's slot, and wakes the flushes waiting for one.
+func (s *scheduler) done() {
+	s.mu.Lock()
+	s.inflight--
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = nil
+	}
+	s.mu.Unlock()
+}
+
+// shardFeedback is what an answer said of one shard: records accepted (and their bytes), and
+// whether any was throttled.
+type shardFeedback struct {
+	shard          int
+	records, bytes int
+	throttled      bool
+}
+
+// feedback adapts the pacing to an answer: fb per shard of m, or, without a map (or an old one),
+// throttled says whether any record of the request was throttled. It reports whether a rate (or
+// the bound of requests in flight) was cut.
+func (s *scheduler) feedback(m *kpl.ShardMap, fb []shardFeedback, throttled bool, sentAt, now time.Time) (cut bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m == nil || m != s.m {
+		switch {
+		case throttled && sentAt.After(s.cutAt):
+			s.limit = max(1, s.limit/2)
+			s.cutAt = now
+			return true
+		case !throttled:
+			s.limit = min(float64(s.max), s.limit+1/s.limit)
+		}
+		return false
+	}
+	for _, f := range fb {
+		b := &s.buckets[f.shard]
+		b.refill(now)
+		if f.throttled {
+			// The shard is over its limits now: no more until it earns tokens again.
+			b.records, b.bytes = min(b.records, 0), min(b.bytes, 0)
+			if sentAt.After(b.cutAt) {
+				b.rate = max(paceFloor, b.rate*paceDecrease)
+				b.cutAt = now
+				cut = true
+			}
+			continue
+		}
+		share := max(float64(f.records)/ShardRecordsPerSecond, float64(f.bytes)/ShardBytesPerSecond)
+		b.rate = min(1, b.rate+paceIncrease*share)
+	}
+	return cut
+}
