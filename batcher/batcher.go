@@ -51,6 +51,7 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/loglimit"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/ledger"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
@@ -135,8 +136,8 @@ type Options struct {
 	Logger        *slog.Logger // nil discards
 	// Retry is the in-flush retry policy; its unset fields take DefaultRetry's.
 	Retry Retry
-	// Ledger remembers partly delivered chunks; nil means NewLedger(0, 0).
-	Ledger *Ledger
+	// Ledger remembers partly delivered chunks; nil means ledger.New(0, 0).
+	Ledger *ledger.Ledger
 	// LogInterval rate-limits each kind of line a pool writes per flush; 0 means
 	// DefaultLogInterval, a negative value no limit.
 	LogInterval time.Duration
@@ -191,7 +192,7 @@ type Pool struct {
 	maxRecordSize int
 	log           *slog.Logger
 	retry         Retry
-	ledger        *Ledger
+	ledger        *ledger.Ledger
 	warnLimit     loglimit.Limiter // lines about flushes with failures
 	errorLimit    loglimit.Limiter // lines about credentials, missing streams, rejected requests
 	skipLimit     loglimit.Limiter // lines about skipped records
@@ -228,9 +229,9 @@ func NewPool(p Putter, o Options) *Pool {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	ledger := o.Ledger
-	if ledger == nil {
-		ledger = NewLedger(0, 0)
+	led := o.Ledger
+	if led == nil {
+		led = ledger.New(0, 0)
 	}
 	every := o.LogInterval
 	if every == 0 {
@@ -260,7 +261,7 @@ func NewPool(p Putter, o Options) *Pool {
 		maxRecordSize: max,
 		log:           log,
 		retry:         o.Retry.withDefaults(),
-		ledger:        ledger,
+		ledger:        led,
 		warnLimit:     loglimit.Limiter{Every: every},
 		errorLimit:    loglimit.Limiter{Every: every},
 		skipLimit:     loglimit.Limiter{Every: every},
@@ -299,11 +300,11 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 
 	// Hash only when needed: to look the chunk up in a ledger that is not empty, or (below) to
 	// remember a chunk that was not fully delivered.
-	var key ChunkKey
+	var key ledger.Key
 	hashed := false
-	var earlier Bitset
+	var earlier ledger.Bitset
 	if p.ledger.Len() > 0 {
-		key, hashed = KeyOf(chunk, tag), true
+		key, hashed = ledger.KeyOf(chunk, tag), true
 		earlier, _ = p.ledger.Take(key)
 	}
 
@@ -319,7 +320,7 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 	if remember := b.f.remember; remember != nil {
 		b.f.remember = nil
 		if !hashed {
-			key = KeyOf(chunk, tag)
+			key = ledger.KeyOf(chunk, tag)
 		}
 		if n := p.ledger.Put(key, remember); n > 0 {
 			p.logLedgerEviction(n)

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/ledger"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
@@ -195,15 +196,15 @@ func TestLedgerEvictionDuplicatesNeverLoses(t *testing.T) {
 		}
 		return ""
 	})
-	ledger := NewLedger(ledgerShards, 0) // one chunk per shard
+	led := ledger.New(ledger.Shards, 0) // one chunk per shard
 	logs := &logSink{}
-	p := NewPool(srv, Options{Retry: fastRetry, Ledger: ledger, Logger: slog.New(logs), LogInterval: -1})
+	p := NewPool(srv, Options{Retry: fastRetry, Ledger: led, Logger: slog.New(logs), LogInterval: -1})
 	chunkA, dataA := numberedChunk("a", 10)
 	// A second chunk whose key falls in the same shard.
 	var chunkB []byte
 	for i := 0; ; i++ {
 		c, _ := numberedChunk(fmt.Sprint("b", i), 10)
-		if KeyOf(c, "t")[0]%ledgerShards == KeyOf(chunkA, "t")[0]%ledgerShards {
+		if ledger.KeyOf(c, "t")[0]%ledger.Shards == ledger.KeyOf(chunkA, "t")[0]%ledger.Shards {
 			chunkB = c
 			break
 		}
@@ -213,8 +214,8 @@ func TestLedgerEvictionDuplicatesNeverLoses(t *testing.T) {
 			t.Fatalf("flush: %v", err)
 		}
 	}
-	if ledger.Len() != 1 || ledger.Evicted() != 1 {
-		t.Fatalf("ledger: %d chunks, %d evicted; want 1, 1", ledger.Len(), ledger.Evicted())
+	if led.Len() != 1 || led.Evicted() != 1 {
+		t.Fatalf("ledger: %d chunks, %d evicted; want 1, 1", led.Len(), led.Evicted())
 	}
 	if n := countPrefix(logs.all(), "WARN ledger full"); n != 1 {
 		t.Errorf("%d lines about the eviction, want 1: %q", n, logs.all())

@@ -10,6 +10,7 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/ledger"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
@@ -109,9 +110,9 @@ type flushState struct {
 	tag     string
 	res     Result
 	start   time.Time
-	earlier Bitset     // events delivered by an earlier flush of this chunk (the ledger's)
-	shards  *shardView // the shard map, nil without one
-	ordered bool       // partition_key: each queue has at most one request in flight
+	earlier ledger.Bitset // events delivered by an earlier flush of this chunk (the ledger's)
+	shards  *shardView    // the shard map, nil without one
+	ordered bool          // partition_key: each queue has at most one request in flight
 
 	inflight      int                // requests started and not yet handled
 	probing       bool               // a request failed as a whole: one request at a time until one is answered
@@ -121,7 +122,7 @@ type flushState struct {
 	stopClass     kinesis.ErrorClass // why
 	stopErr       error              // the error that made it stop, if any
 	shardsChanged bool               // the flush found its shard map out of date, see checkShard
-	remember      Bitset             // set by end when the ledger must remember the chunk
+	remember      ledger.Bitset      // set by end when the ledger must remember the chunk
 
 	firstSent, firstFailed int // records sent a first time (or given up unsent), and those whose first send failed (or not sent)
 	maxAttempt             int // the most times a record was sent
@@ -146,7 +147,7 @@ func (f *flushState) shardMap() *kpl.ShardMap {
 // begin starts a flush of a chunk with this tag; earlier holds the events an earlier flush of the
 // same chunk delivered, which are not sent again, and shards is the pool's shard map (nil when
 // there is none).
-func (b *batcher) begin(tag string, earlier Bitset, shards *shardView) {
+func (b *batcher) begin(tag string, earlier ledger.Bitset, shards *shardView) {
 	b.setLimits()
 	b.f = flushState{tag: tag, earlier: earlier, shards: shards, start: time.Now(), ordered: !b.pool.keyPath.IsZero()}
 	b.events = b.events[:0]
@@ -383,14 +384,14 @@ func (b *batcher) end(ctx context.Context, decErr error) (Result, error) {
 // flush: a rejection is not expected to change, but if it does the record is delivered). It
 // returns nil when the set is empty: a chunk of which nothing was delivered (an outage) is not
 // worth an entry, which could push a useful one out of the ledger.
-func (b *batcher) doneSet() Bitset {
+func (b *batcher) doneSet() ledger.Bitset {
 	if b.f.res.Failed+b.f.res.Rejected+len(b.invalid) == b.f.res.Records {
 		return nil
 	}
-	done := fullBitset(b.f.res.Records)
+	done := ledger.Full(b.f.res.Records)
 	for _, lists := range [][]int{b.unsent, b.rejected, b.invalid} {
 		for _, i := range lists {
-			done.clear(i)
+			done.Clear(i)
 		}
 	}
 	return done

@@ -1,4 +1,4 @@
-package batcher
+package ledger
 
 import (
 	"fmt"
@@ -24,7 +24,7 @@ func TestKeyOf(t *testing.T) {
 		{"tag and chunk boundary moved", append([]byte("g"), chunk...), "app.lo"},
 		{"empty", nil, ""},
 	}
-	seen := map[ChunkKey]string{base: "base"}
+	seen := map[Key]string{base: "base"}
 	for _, tt := range tests {
 		k := KeyOf(tt.chunk, tt.tag)
 		if prev, ok := seen[k]; ok {
@@ -37,19 +37,19 @@ func TestKeyOf(t *testing.T) {
 func TestBitset(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int{0, 1, 63, 64, 65, 130} {
-		b := fullBitset(n)
+		b := Full(n)
 		if len(b) != (n+63)/64 {
-			t.Errorf("fullBitset(%d) has %d words", n, len(b))
+			t.Errorf("Full(%d) has %d words", n, len(b))
 		}
 		for i := -1; i <= n+64; i++ {
 			if got, want := b.Has(i), i >= 0 && i < n; got != want {
-				t.Fatalf("fullBitset(%d).Has(%d) = %v, want %v", n, i, got, want)
+				t.Fatalf("Full(%d).Has(%d) = %v, want %v", n, i, got, want)
 			}
 		}
 		if n > 0 {
-			b.clear(n - 1)
-			b.clear(0)
-			b.clear(n + 100) // outside: ignored
+			b.Clear(n - 1)
+			b.Clear(0)
+			b.Clear(n + 100) // outside: ignored
 			if b.Has(0) || b.Has(n-1) || (n > 2 && !b.Has(1)) {
 				t.Errorf("clear in a set of %d", n)
 			}
@@ -61,22 +61,22 @@ func TestBitset(t *testing.T) {
 	}
 }
 
-func ledgerKey(i int) ChunkKey { return KeyOf([]byte(fmt.Sprint(i)), "t") }
+func ledgerKey(i int) Key { return KeyOf([]byte(fmt.Sprint(i)), "t") }
 
 func TestLedgerTakePut(t *testing.T) {
 	t.Parallel()
-	l := NewLedger(0, 0)
+	l := New(0, 0)
 	k := ledgerKey(1)
 	if _, ok := l.Take(k); ok || l.Len() != 0 {
 		t.Fatal("empty ledger has an entry")
 	}
-	done := fullBitset(10)
-	done.clear(3)
+	done := Full(10)
+	done.Clear(3)
 	if n := l.Put(k, done); n != 0 || l.Len() != 1 {
 		t.Fatalf("Put evicted %d, Len %d", n, l.Len())
 	}
 	// Put again replaces.
-	done2 := fullBitset(10)
+	done2 := Full(10)
 	l.Put(k, done2)
 	if l.Len() != 1 {
 		t.Fatalf("Len after replacing = %d", l.Len())
@@ -95,24 +95,24 @@ func TestLedgerTakePut(t *testing.T) {
 func TestLedgerEviction(t *testing.T) {
 	t.Parallel()
 	// Keys of one shard, and one of another.
-	var same []ChunkKey
-	var other ChunkKey
-	for i := 0; len(same) < 40 || other == (ChunkKey{}); i++ {
+	var same []Key
+	var other Key
+	for i := 0; len(same) < 40 || other == (Key{}); i++ {
 		k := ledgerKey(i)
 		switch {
-		case k[0]%ledgerShards == 0 && len(same) < 40:
+		case k[0]%Shards == 0 && len(same) < 40:
 			same = append(same, k)
-		case k[0]%ledgerShards != 0 && other == (ChunkKey{}):
+		case k[0]%Shards != 0 && other == (Key{}):
 			other = k
 		}
 	}
 	t.Run("chunks", func(t *testing.T) {
 		t.Parallel()
-		l := NewLedger(4*ledgerShards, 0) // 4 chunks per shard
-		l.Put(other, fullBitset(1))
+		l := New(4*Shards, 0) // 4 chunks per shard
+		l.Put(other, Full(1))
 		evicted := 0
 		for _, k := range same[:10] {
-			evicted += l.Put(k, fullBitset(1))
+			evicted += l.Put(k, Full(1))
 		}
 		if evicted != 6 || l.Evicted() != 6 || l.Len() != 5 {
 			t.Errorf("evicted %d (%d), Len %d; want 6 and 4+1", evicted, l.Evicted(), l.Len())
@@ -129,15 +129,15 @@ func TestLedgerEviction(t *testing.T) {
 	t.Run("bytes", func(t *testing.T) {
 		t.Parallel()
 		perShard := 3 * (ledgerEntryOverhead + 8*16) // three entries of 1024 events
-		l := NewLedger(0, perShard*ledgerShards)
+		l := New(0, perShard*Shards)
 		for _, k := range same[:5] {
-			l.Put(k, fullBitset(1024))
+			l.Put(k, Full(1024))
 		}
 		if l.Len() != 3 || l.Evicted() != 2 {
 			t.Errorf("Len %d, evicted %d; want 3, 2", l.Len(), l.Evicted())
 		}
 		// One entry larger than the whole budget evicts the others, and stays.
-		l.Put(same[5], fullBitset(1<<20))
+		l.Put(same[5], Full(1<<20))
 		if l.Len() != 1 {
 			t.Errorf("Len %d after a huge entry, want 1", l.Len())
 		}
@@ -151,7 +151,7 @@ func TestLedgerEviction(t *testing.T) {
 // goroutine finds its own entries intact, and the count is right at the end.
 func TestLedgerConcurrent(t *testing.T) {
 	t.Parallel()
-	l := NewLedger(1<<20, 1<<30) // no eviction
+	l := New(1<<20, 1<<30) // no eviction
 	const goroutines, rounds = 16, 200
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
@@ -159,8 +159,8 @@ func TestLedgerConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for r := range rounds {
 				k := ledgerKey(g*rounds + r)
-				done := fullBitset(r + 1)
-				done.clear(r)
+				done := Full(r + 1)
+				done.Clear(r)
 				l.Put(k, done)
 				if r%2 == 0 {
 					continue // keep half of them
@@ -179,7 +179,7 @@ func TestLedgerConcurrent(t *testing.T) {
 	for range goroutines {
 		wg.Go(func() {
 			for range rounds {
-				l.Put(shared, fullBitset(1))
+				l.Put(shared, Full(1))
 				l.Take(shared)
 			}
 		})

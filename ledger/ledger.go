@@ -1,4 +1,9 @@
-package batcher
+// Package ledger remembers which records of a chunk were delivered, for chunks Fluent Bit will
+// flush again: a Ledger maps a chunk (the SHA-256 of its tag and bytes) to the set of its events
+// that need not be sent again, bounded in chunks and bytes. It knows nothing of Kinesis or of how
+// the records are sent; package batcher takes a chunk's set out when it flushes the chunk, and puts
+// back what it did not deliver.
+package ledger
 
 import (
 	"container/list"
@@ -11,25 +16,27 @@ import (
 // Ledger bounds. A chunk's entry costs one bit per event plus ledgerEntryOverhead bytes: with the
 // defaults the ledger holds at most 1024 chunks (64 in each of its 16 shards) and about 16 MiB.
 const (
-	DefaultLedgerChunks = 1024
-	DefaultLedgerBytes  = 16 << 20
-	ledgerShards        = 16
+	DefaultChunks = 1024
+	DefaultBytes  = 16 << 20
+	// Shards is how many parts the ledger is split into, by the first byte of a chunk's key: its
+	// bounds are split evenly among them, and each forgets its own oldest entries.
+	Shards              = 16
 	ledgerEntryOverhead = 160 // key, list element, map slot, slice header
 )
 
-// ChunkKey identifies a chunk: the SHA-256 of its tag and bytes.
-type ChunkKey [sha256.Size]byte
+// Key identifies a chunk: the SHA-256 of its tag and bytes.
+type Key [sha256.Size]byte
 
 // KeyOf returns the key of chunk flushed with tag. The tag's length comes first, so that no two
 // (tag, chunk) pairs hash the same input.
-func KeyOf(chunk []byte, tag string) ChunkKey {
+func KeyOf(chunk []byte, tag string) Key {
 	h := sha256.New()
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(tag)))
 	h.Write(n[:])
 	h.Write([]byte(tag))
 	h.Write(chunk)
-	var k ChunkKey
+	var k Key
 	h.Sum(k[:0])
 	return k
 }
@@ -43,8 +50,8 @@ func (b Bitset) Has(i int) bool {
 	return i >= 0 && w < len(b) && b[w]&(1<<(uint(i)&63)) != 0
 }
 
-// fullBitset returns the set [0, n).
-func fullBitset(n int) Bitset {
+// Full returns the set [0, n).
+func Full(n int) Bitset {
 	b := make(Bitset, (n+63)/64)
 	for i := range b {
 		b[i] = ^uint64(0)
@@ -55,15 +62,16 @@ func fullBitset(n int) Bitset {
 	return b
 }
 
-func (b Bitset) clear(i int) {
+// Clear removes i from the set.
+func (b Bitset) Clear(i int) {
 	if w := i >> 6; i >= 0 && w < len(b) {
 		b[w] &^= 1 << (uint(i) & 63)
 	}
 }
 
 // Ledger remembers, for chunks that Fluent Bit will flush again (the flush returned
-// ErrNotDelivered), which of their events need not be sent again: those Kinesis accepted and those
-// skipped on purpose. Entries are keyed by ChunkKey, so a chunk whose bytes or tag differ in any
+// batcher.ErrNotDelivered), which of their events need not be sent again: those Kinesis accepted and those
+// skipped on purpose. Entries are keyed by Key, so a chunk whose bytes or tag differ in any
 // way is a different chunk, and its records are all sent.
 //
 // It is bounded: past its bounds it forgets its oldest entries (per shard). A forgotten chunk, if
@@ -73,7 +81,7 @@ func (b Bitset) clear(i int) {
 // takes its chunk's entry out for its duration: two flushes of the same chunk at once (Fluent Bit
 // never does that) would both send what the entry says is left.
 type Ledger struct {
-	shards    [ledgerShards]ledgerShard
+	shards    [Shards]ledgerShard
 	maxChunks int // per shard
 	maxBytes  int // per shard
 	n         atomic.Int64
@@ -82,33 +90,33 @@ type Ledger struct {
 
 type ledgerShard struct {
 	mu      sync.Mutex
-	entries map[ChunkKey]*list.Element // of *ledgerEntry
-	order   list.List                  // oldest first
+	entries map[Key]*list.Element // of *ledgerEntry
+	order   list.List             // oldest first
 	bytes   int
 }
 
 type ledgerEntry struct {
-	key  ChunkKey
+	key  Key
 	done Bitset
 }
 
 func (e *ledgerEntry) size() int { return ledgerEntryOverhead + 8*len(e.done) }
 
-// NewLedger returns a ledger of at most maxChunks chunks and about maxBytes bytes; 0 means
-// DefaultLedgerChunks or DefaultLedgerBytes. The bounds are split evenly among the shards.
-func NewLedger(maxChunks, maxBytes int) *Ledger {
+// New returns a ledger of at most maxChunks chunks and about maxBytes bytes; 0 means
+// DefaultChunks or DefaultBytes. The bounds are split evenly among the shards.
+func New(maxChunks, maxBytes int) *Ledger {
 	if maxChunks <= 0 {
-		maxChunks = DefaultLedgerChunks
+		maxChunks = DefaultChunks
 	}
 	if maxBytes <= 0 {
-		maxBytes = DefaultLedgerBytes
+		maxBytes = DefaultBytes
 	}
 	l := &Ledger{
-		maxChunks: max(1, maxChunks/ledgerShards),
-		maxBytes:  max(1, maxBytes/ledgerShards),
+		maxChunks: max(1, maxChunks/Shards),
+		maxBytes:  max(1, maxBytes/Shards),
 	}
 	for i := range l.shards {
-		l.shards[i].entries = make(map[ChunkKey]*list.Element)
+		l.shards[i].entries = make(map[Key]*list.Element)
 	}
 	return l
 }
@@ -120,11 +128,11 @@ func (l *Ledger) Len() int { return int(l.n.Load()) }
 // Evicted returns how many entries were forgotten to stay within the bounds.
 func (l *Ledger) Evicted() int64 { return l.evicted.Load() }
 
-func (l *Ledger) shard(k ChunkKey) *ledgerShard { return &l.shards[k[0]%ledgerShards] }
+func (l *Ledger) shard(k Key) *ledgerShard { return &l.shards[k[0]%Shards] }
 
 // Take removes the entry of k and returns its set of events not to send again. The flush that took
 // it owns it; it puts it back, updated, if the chunk is still not fully delivered.
-func (l *Ledger) Take(k ChunkKey) (Bitset, bool) {
+func (l *Ledger) Take(k Key) (Bitset, bool) {
 	s := l.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -139,7 +147,7 @@ func (l *Ledger) Take(k ChunkKey) (Bitset, bool) {
 
 // Put remembers done for k, replacing what k had, and returns how many other entries it forgot to
 // stay within the bounds (the oldest of the shard first). The newest entry is always kept.
-func (l *Ledger) Put(k ChunkKey, done Bitset) (evicted int) {
+func (l *Ledger) Put(k Key, done Bitset) (evicted int) {
 	s := l.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
