@@ -49,6 +49,7 @@ import (
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/loglimit"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/pace"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/ledger"
@@ -127,6 +128,14 @@ func (e *DeliveryError) Unwrap() error { return e.Err }
 // the next one.
 const DefaultLogInterval = 10 * time.Second
 
+// DefaultMaxInFlight is the default bound of the requests a pool has in flight together, all its
+// flushes included.
+const DefaultMaxInFlight = 16
+
+// MaxMaxInFlight bounds Options.MaxInFlight: each request in flight may hold a 10 MiB request's
+// data, and a connection.
+const MaxMaxInFlight = 256
+
 // Options configure a Pool.
 type Options struct {
 	// MaxRecordSize is the stream's maximum record size (data + partition key); a larger record is
@@ -203,7 +212,7 @@ type Pool struct {
 	shards        shardCache // the stream's shard map
 	keySeed       uint64     // seeds the key rings of shard maps
 	maxInFlight   int
-	sched         *scheduler
+	sched         *pace.Scheduler
 
 	mu       sync.Mutex
 	free     []*batcher // idle batchers, reused to keep their buffers
@@ -271,7 +280,7 @@ func NewPool(p Putter, o Options) *Pool {
 		aggMaxSize:    aggregateLimit(max, o.Compression),
 		keySeed:       binary.LittleEndian.Uint64(seed[:]),
 		maxInFlight:   inFlight,
-		sched:         newScheduler(inFlight),
+		sched:         pace.New(inFlight),
 	}
 	pool.recordSizeLimit = o.RecordSizeLimit
 	if o.Shards != nil {

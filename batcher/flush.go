@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/pace"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
@@ -79,7 +80,7 @@ type batcher struct {
 	// Scratch of the charges and feedback of one request, per shard of the flush's map.
 	perShard    []shardTally
 	touched     []int
-	feedbackBuf []shardFeedback
+	feedbackBuf []pace.Feedback
 
 	// Reused from flush to flush: the events given up, rejected or not encodable.
 	unsent   []int // records given up: not delivered, left to the next flush of the chunk
@@ -261,7 +262,7 @@ func (b *batcher) commit(ctx context.Context, q, start int, key string, shard, d
 		return
 	}
 	if len(r.spans) > 0 && (len(r.spans) == limits.MaxRecordsPerRequest || r.size+size > limits.MaxRequestBytes ||
-		(dest != noShard && g.shardBytes[dest]+size > ShardBytesPerSecond)) {
+		(dest != noShard && g.shardBytes[dest]+size > limits.ShardBytesPerSecond)) {
 		// The new record becomes the first of the next request.
 		next := b.newRequest(q)
 		next.buf = append(next.buf, r.buf[start:]...)

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
 )
 
@@ -310,100 +311,6 @@ func TestCancelInFlight(t *testing.T) {
 	}
 }
 
-// TestInFlightWithoutMapThrottled: without a shard map, throttling halves the requests in
-// flight, and answers without throttling raise them again.
-func TestSchedulerLimitWithoutMap(t *testing.T) {
-	t.Parallel()
-	s := newScheduler(16)
-	t0 := time.Unix(1000, 0)
-	start := func(now time.Time) bool { ok, _, _ := s.tryStart(nil, nil, now); return ok }
-	for i := range 16 {
-		if !start(t0) {
-			t.Fatalf("request %d refused, want 16 slots", i)
-		}
-	}
-	if start(t0) {
-		t.Fatal("a 17th request started")
-	}
-	// Every request of the round is throttled: one cut only (requests sent before the cut).
-	for range 16 {
-		s.done()
-		s.feedback(nil, nil, true, t0, t0.Add(time.Millisecond))
-	}
-	if s.limit != 8 {
-		t.Errorf("limit %v after a throttled round, want 8", s.limit)
-	}
-	// A request sent after the cut, throttled too: cut again.
-	s.feedback(nil, nil, true, t0.Add(2*time.Millisecond), t0.Add(3*time.Millisecond))
-	if s.limit != 4 {
-		t.Errorf("limit %v after a second round, want 4", s.limit)
-	}
-	for range 200 {
-		s.feedback(nil, nil, false, t0, t0)
-	}
-	if s.limit != 16 {
-		t.Errorf("limit %v after 200 answers without throttling, want back at 16", s.limit)
-	}
-}
-
-// TestSchedulerPacing: a shard's budget is a second of its limits; a request that needs more
-// waits until the shard earned it; a throttled shard waits and is cut, and recovers as it accepts.
-func TestSchedulerPacing(t *testing.T) {
-	t.Parallel()
-	m := fourShards(t)
-	s := newScheduler(16)
-	t0 := time.Unix(1000, 0)
-	s.setMap(m, t0)
-	try := func(c charge, now time.Time) (bool, time.Duration) {
-		ok, at, _ := s.tryStart(m, []charge{c}, now)
-		if ok {
-			s.done()
-			return true, 0
-		}
-		return false, at.Sub(now)
-	}
-	if ok, _ := try(charge{shard: 0, records: 600, bytes: 1000}, t0); !ok {
-		t.Fatal("a full bucket refused 600 records")
-	}
-	ok, wait := try(charge{shard: 0, records: 600, bytes: 1000}, t0)
-	if ok || wait < 190*time.Millisecond || wait > 210*time.Millisecond {
-		t.Fatalf("400 records left: 600 more went %v, or wait %v, want to wait 200 ms", ok, wait)
-	}
-	if ok, _ := try(charge{shard: 1, records: 600, bytes: 1000}, t0); !ok {
-		t.Error("another shard's budget was taken")
-	}
-	if ok, _ := try(charge{shard: 0, records: 600, bytes: 1000}, t0.Add(200*time.Millisecond)); !ok {
-		t.Error("refused after the wait")
-	}
-	// Bytes: 1 MiB a second.
-	if ok, wait := try(charge{shard: 2, records: 1, bytes: 3 << 19}, t0); !ok || wait != 0 {
-		t.Error("a request larger than the bucket refused by a full bucket")
-	}
-	if ok, wait := try(charge{shard: 2, records: 1, bytes: 1}, t0.Add(400*time.Millisecond)); ok || wait < 90*time.Millisecond {
-		t.Errorf("went %v, or wait %v, though the bucket is 0.1 MiB in debt", ok, wait)
-	}
-	// Throttled: the shard is emptied and cut; a second throttle of a request sent before the
-	// cut cuts no more.
-	if !s.feedback(m, []shardFeedback{{shard: 3, throttled: true}}, true, t0, t0) {
-		t.Error("a throttle did not cut")
-	}
-	if s.feedback(m, []shardFeedback{{shard: 3, throttled: true}}, true, t0, t0) {
-		t.Error("a throttle of a request sent before the cut cut again")
-	}
-	if r := s.buckets[3].rate; r != paceDecrease {
-		t.Errorf("rate %v after a cut, want %v", r, paceDecrease)
-	}
-	if ok, wait := try(charge{shard: 3, records: 100, bytes: 100}, t0); ok || wait < 100*time.Millisecond {
-		t.Errorf("a throttled shard took 100 records (wait %v)", wait)
-	}
-	for range 10 {
-		s.feedback(m, []shardFeedback{{shard: 3, records: 100, bytes: 100}}, false, t0, t0)
-	}
-	if r := s.buckets[3].rate; r != 1 {
-		t.Errorf("rate %v after 1,000 records accepted, want back at 1", r)
-	}
-}
-
 // shardLimitedPutter throttles records as a shard over its limits does: each shard of m earns
 // 1,000 records and 1 MiB a second, holding at most a second's worth; once a shard throttles a
 // record of a request, its later records in the request are throttled too. It counts requests
@@ -424,7 +331,7 @@ func newShardLimitedPutter(m *kpl.ShardMap, delay time.Duration) *shardLimitedPu
 	p := &shardLimitedPutter{m: m, delay: delay, at: time.Now()}
 	p.tokens = make([]struct{ records, bytes float64 }, m.Len())
 	for i := range p.tokens {
-		p.tokens[i].records, p.tokens[i].bytes = ShardRecordsPerSecond, ShardBytesPerSecond
+		p.tokens[i].records, p.tokens[i].bytes = limits.ShardRecordsPerSecond, limits.ShardBytesPerSecond
 	}
 	return p
 }
@@ -437,8 +344,8 @@ func (p *shardLimitedPutter) PutRecords(ctx context.Context, entries []kinesis.E
 	p.at = now
 	for i := range p.tokens {
 		tk := &p.tokens[i]
-		tk.records = min(ShardRecordsPerSecond, tk.records+dt*ShardRecordsPerSecond)
-		tk.bytes = min(ShardBytesPerSecond, tk.bytes+dt*ShardBytesPerSecond)
+		tk.records = min(limits.ShardRecordsPerSecond, tk.records+dt*limits.ShardRecordsPerSecond)
+		tk.bytes = min(limits.ShardBytesPerSecond, tk.bytes+dt*limits.ShardBytesPerSecond)
 	}
 	res := kinesis.PutResult{ErrorCodes: make([]string, len(entries))}
 	over := map[int]bool{}
@@ -501,7 +408,7 @@ func TestPacingUnderOverload(t *testing.T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	// The buckets start full: a second's worth goes at once.
-	capacity := float64(m.Len()*ShardRecordsPerSecond) * (elapsed.Seconds() + 1)
+	capacity := float64(m.Len()*limits.ShardRecordsPerSecond) * (elapsed.Seconds() + 1)
 	goodput := float64(flushes*records) / capacity
 	t.Logf("%d records in %v: %.0f%% of capacity; %d requests, %d with throttled records; stats %s",
 		flushes*records, elapsed.Round(time.Millisecond), 100*goodput, f.requests, f.throttled, p.Stats())

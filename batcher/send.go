@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/pace"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
@@ -24,7 +25,7 @@ type request struct {
 
 	// Set when it is started, and by its goroutine.
 	sentAt  time.Time
-	charges []charge
+	charges []pace.Charge
 	entries []kinesis.Entry
 	res     kinesis.PutResult
 	err     error
@@ -261,7 +262,7 @@ func (b *batcher) pump(ctx context.Context) (at time.Time, wake <-chan struct{})
 				break
 			}
 			r := g.ready[j]
-			ok, when, w := b.pool.sched.tryStart(b.f.shardMap(), b.chargesOf(r), now)
+			ok, when, w := b.pool.sched.TryStart(b.f.shardMap(), b.chargesOf(r), now)
 			if !ok {
 				if w != nil {
 					return at, w // no slot: nothing else can start
@@ -281,7 +282,7 @@ func (b *batcher) pump(ctx context.Context) (at time.Time, wake <-chan struct{})
 }
 
 // chargesOf returns what r takes from its shards' budgets: its records and bytes per shard.
-func (b *batcher) chargesOf(r *request) []charge {
+func (b *batcher) chargesOf(r *request) []pace.Charge {
 	r.charges = r.charges[:0]
 	if b.f.shards == nil {
 		return r.charges
@@ -301,7 +302,7 @@ func (b *batcher) chargesOf(r *request) []charge {
 	}
 	for _, d := range b.touched {
 		t := &b.perShard[d]
-		r.charges = append(r.charges, charge{shard: d, records: t.records, bytes: t.bytes})
+		r.charges = append(r.charges, pace.Charge{Shard: d, Records: t.records, Bytes: t.bytes})
 		*t = shardTally{}
 	}
 	return r.charges
@@ -343,7 +344,7 @@ func (b *batcher) start(ctx context.Context, r *request, now time.Time) {
 // answer handles r's answer: every record is accepted, rejected, kept to be sent again, or given
 // up.
 func (b *batcher) answer(ctx context.Context, r *request) {
-	b.pool.sched.done()
+	b.pool.sched.Done()
 	b.f.inflight--
 	b.queues[r.queue].busy--
 	clear(r.entries) // keep neither the data nor the keys alive
@@ -453,11 +454,11 @@ func (b *batcher) feedback(r *request, throttled bool, now time.Time) {
 	fb := b.feedbackBuf[:0]
 	for _, d := range b.touched {
 		t := &b.perShard[d]
-		fb = append(fb, shardFeedback{shard: d, records: t.records, bytes: t.bytes, throttled: t.throttled})
+		fb = append(fb, pace.Feedback{Shard: d, Records: t.records, Bytes: t.bytes, Throttled: t.throttled})
 		*t = shardTally{}
 	}
 	b.feedbackBuf = fb
-	if b.pool.sched.feedback(b.f.shardMap(), fb, throttled, r.sentAt, now) {
+	if b.pool.sched.Feedback(b.f.shardMap(), fb, throttled, r.sentAt, now) {
 		b.f.stats.RateCuts++
 	}
 }

@@ -98,11 +98,11 @@ func (p *Pool) shardMap(ctx context.Context) *shardView {
 		v := &shardView{m: m, keys: newKeyRing(m, p.keySeed)}
 		c.v.Store(v)
 		c.changed.Store(nil)
-		p.sched.setMap(m, now)
+		p.sched.SetMap(m, now)
 	case kinesis.IsAccessDenied(err) || kinesis.Classify(err) == kinesis.ClassRejected:
 		c.denied = true
 		c.v.Store(nil)
-		p.sched.setMap(nil, now)
+		p.sched.SetMap(nil, now)
 		msg := "shard map: cannot list the stream's shards (kinesis:ListShards), going on without a shard map: " +
 			p.shardLoss() + "; allow kinesis:ListShards to have them: " + err.Error()
 		if p.packing == packKPL && !p.keyPath.IsZero() {

@@ -18,4 +18,8 @@ const (
 	// MaxMaxRecordSize is the largest maximum record size a stream can be raised to
 	// (UpdateMaxRecordSize), 10 MiB.
 	MaxMaxRecordSize = 10 << 20
+	// ShardRecordsPerSecond and ShardBytesPerSecond are a shard's write limits (Kinesis Data
+	// Streams quotas): 1,000 records and 1 MiB a second; an aggregated record counts as one.
+	ShardRecordsPerSecond = 1000
+	ShardBytesPerSecond   = 1 << 20
 )

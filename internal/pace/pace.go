@@ -1,28 +1,19 @@
-package batcher
+// Package pace decides when a request may go: a Scheduler bounds the requests of an instance in
+// flight together (all its workers' flushes), and, from the stream's shard map, keeps each shard
+// under its write limits with a token bucket whose rate adapts to Kinesis's answers (it is cut when
+// a shard throttles and grows back as it accepts), as the KPL paces its shards.
+//
+// It sends nothing and knows nothing of records: package batcher tells it what each request takes
+// from each shard before it starts (TryStart), when it is answered (Done), and what the answer said
+// of each shard (Feedback).
+package pace
 
 import (
 	"sync"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
-)
-
-// The pool's scheduler: how many requests its flushes have in flight together, and how fast
-// each shard is sent to.
-
-// DefaultMaxInFlight is the default bound of the requests a pool has in flight together, all its
-// flushes included.
-const DefaultMaxInFlight = 16
-
-// MaxMaxInFlight bounds Options.MaxInFlight: each request in flight may hold a 10 MiB request's
-// data, and a connection.
-const MaxMaxInFlight = 256
-
-// Each shard accepts writes of up to 1,000 records and 1 MiB a second (Kinesis Data Streams
-// quotas); an aggregated record counts as one record.
-const (
-	ShardRecordsPerSecond = 1000
-	ShardBytesPerSecond   = 1 << 20
 )
 
 // The pacing of a shard adapts to Kinesis's answers as TCP's congestion control does (additive
@@ -36,10 +27,10 @@ const (
 	paceFloor    = 0.1
 )
 
-// charge is what a request takes from one shard's budget.
-type charge struct {
-	shard          int // index in the shard map
-	records, bytes int
+// Charge is what a request takes from one shard's budget.
+type Charge struct {
+	Shard          int // index in the shard map
+	Records, Bytes int
 }
 
 // bucket is a token bucket of one shard: records and bytes, refilled at rate times the shard's
@@ -53,8 +44,8 @@ type bucket struct {
 	cutAt          time.Time // when the rate was last cut
 }
 
-func (b *bucket) capRecords() float64 { return b.rate * ShardRecordsPerSecond }
-func (b *bucket) capBytes() float64   { return b.rate * ShardBytesPerSecond }
+func (b *bucket) capRecords() float64 { return b.rate * limits.ShardRecordsPerSecond }
+func (b *bucket) capBytes() float64   { return b.rate * limits.ShardBytesPerSecond }
 
 // refill adds the tokens earned since b.at.
 func (b *bucket) refill(now time.Time) {
@@ -67,9 +58,9 @@ func (b *bucket) refill(now time.Time) {
 
 // wait returns how long until b holds what c needs (or is full, for a charge larger than the
 // bucket): 0 when it does now. refill first.
-func (b *bucket) wait(c charge) time.Duration {
-	needR := min(float64(c.records), b.capRecords()) - b.records
-	needB := min(float64(c.bytes), b.capBytes()) - b.bytes
+func (b *bucket) wait(c Charge) time.Duration {
+	needR := min(float64(c.Records), b.capRecords()) - b.records
+	needB := min(float64(c.Bytes), b.capBytes()) - b.bytes
 	secs := max(needR/b.capRecords(), needB/b.capBytes(), 0)
 	if secs == 0 {
 		return 0
@@ -77,14 +68,14 @@ func (b *bucket) wait(c charge) time.Duration {
 	return time.Duration(secs*float64(time.Second)) + time.Millisecond // round up past the float error
 }
 
-// scheduler is a pool's bound on requests in flight (shared by its flushes) and its per-shard
-// pacing. Flushes ask it before starting a request (tryStart), tell it when a request is answered
-// (done) and what Kinesis said of each shard (feedback).
+// Scheduler is a pool's bound on requests in flight (shared by its flushes) and its per-shard
+// pacing. Flushes ask it before starting a request (TryStart), tell it when a request is answered
+// (Done) and what Kinesis said of each shard (Feedback).
 //
 // Without a shard map there is no per-shard pacing; throttling then halves the number of requests
 // in flight instead (down to one), and each answer without throttling raises it by 1/limit (one
 // more request per round trip), up to max.
-type scheduler struct {
+type Scheduler struct {
 	max int
 
 	mu       sync.Mutex
@@ -96,13 +87,14 @@ type scheduler struct {
 	buckets  []bucket
 }
 
-func newScheduler(max int) *scheduler {
-	return &scheduler{max: max, limit: float64(max)}
+// New returns a scheduler of at most max requests in flight, without a shard map.
+func New(max int) *Scheduler {
+	return &Scheduler{max: max, limit: float64(max)}
 }
 
-// setMap makes m the map that requests are paced by; shards it shares with the previous map (by
+// SetMap makes m the map that requests are paced by; shards it shares with the previous map (by
 // ID) keep their state. Called when the pool lists the shards.
-func (s *scheduler) setMap(m *kpl.ShardMap, now time.Time) {
+func (s *Scheduler) SetMap(m *kpl.ShardMap, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m == s.m {
@@ -128,11 +120,11 @@ func (s *scheduler) setMap(m *kpl.ShardMap, now time.Time) {
 	s.m, s.buckets = m, bs
 }
 
-// tryStart takes a slot and the charges' tokens for a request and returns true, or returns false
+// TryStart takes a slot and the charges' tokens for a request and returns true, or returns false
 // with either the time when pacing lets the request go (the shards' tokens), or, when no slot is
 // free, a channel closed at the next slot released. Charges are paced only if they index m and m
-// is the scheduler's map (a flush that began with an older map goes unpaced until its end).
-func (s *scheduler) tryStart(m *kpl.ShardMap, charges []charge, now time.Time) (ok bool, at time.Time, wake <-chan struct{}) {
+// is the Scheduler's map (a flush that began with an older map goes unpaced until its end).
+func (s *Scheduler) TryStart(m *kpl.ShardMap, charges []Charge, now time.Time) (ok bool, at time.Time, wake <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inflight >= max(1, int(s.limit)) {
@@ -145,7 +137,7 @@ func (s *scheduler) tryStart(m *kpl.ShardMap, charges []charge, now time.Time) (
 	if paced {
 		var longest time.Duration
 		for _, c := range charges {
-			b := &s.buckets[c.shard]
+			b := &s.buckets[c.Shard]
 			b.refill(now)
 			longest = max(longest, b.wait(c))
 		}
@@ -153,17 +145,17 @@ func (s *scheduler) tryStart(m *kpl.ShardMap, charges []charge, now time.Time) (
 			return false, now.Add(longest), nil
 		}
 		for _, c := range charges {
-			b := &s.buckets[c.shard]
-			b.records -= float64(c.records)
-			b.bytes -= float64(c.bytes)
+			b := &s.buckets[c.Shard]
+			b.records -= float64(c.Records)
+			b.bytes -= float64(c.Bytes)
 		}
 	}
 	s.inflight++
 	return true, time.Time{}, nil
 }
 
-// done frees a request's slot, and wakes the flushes waiting for one.
-func (s *scheduler) done() {
+// Done frees a request's slot, and wakes the flushes waiting for one.
+func (s *Scheduler) Done() {
 	s.mu.Lock()
 	s.inflight--
 	if s.wake != nil {
@@ -173,18 +165,18 @@ func (s *scheduler) done() {
 	s.mu.Unlock()
 }
 
-// shardFeedback is what an answer said of one shard: records accepted (and their bytes), and
-// whether any was throttled.
-type shardFeedback struct {
-	shard          int
-	records, bytes int
-	throttled      bool
+// Feedback is what an answer said of one shard: records accepted (and their bytes), and whether
+// any was throttled.
+type Feedback struct {
+	Shard          int // index in the shard map
+	Records, Bytes int
+	Throttled      bool
 }
 
-// feedback adapts the pacing to an answer: fb per shard of m, or, without a map (or an old one),
+// Feedback adapts the pacing to an answer: fb per shard of m, or, without a map (or an old one),
 // throttled says whether any record of the request was throttled. It reports whether a rate (or
 // the bound of requests in flight) was cut.
-func (s *scheduler) feedback(m *kpl.ShardMap, fb []shardFeedback, throttled bool, sentAt, now time.Time) (cut bool) {
+func (s *Scheduler) Feedback(m *kpl.ShardMap, fb []Feedback, throttled bool, sentAt, now time.Time) (cut bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m == nil || m != s.m {
@@ -199,9 +191,9 @@ func (s *scheduler) feedback(m *kpl.ShardMap, fb []shardFeedback, throttled bool
 		return false
 	}
 	for _, f := range fb {
-		b := &s.buckets[f.shard]
+		b := &s.buckets[f.Shard]
 		b.refill(now)
-		if f.throttled {
+		if f.Throttled {
 			// The shard is over its limits now: no more until it earns tokens again.
 			b.records, b.bytes = min(b.records, 0), min(b.bytes, 0)
 			if sentAt.After(b.cutAt) {
@@ -211,7 +203,7 @@ func (s *scheduler) feedback(m *kpl.ShardMap, fb []shardFeedback, throttled bool
 			}
 			continue
 		}
-		share := max(float64(f.records)/ShardRecordsPerSecond, float64(f.bytes)/ShardBytesPerSecond)
+		share := max(float64(f.Records)/limits.ShardRecordsPerSecond, float64(f.Bytes)/limits.ShardBytesPerSecond)
 		b.rate = min(1, b.rate+paceIncrease*share)
 	}
 	return cut

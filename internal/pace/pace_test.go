@@ -1,0 +1,112 @@
+package pace
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl/kpltest"
+)
+
+func fourShards(t *testing.T) *kpl.ShardMap {
+	t.Helper()
+	m, err := kpl.NewShardMap(kpltest.FourShards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestSchedulerLimitWithoutMap: without a shard map, throttling halves the requests in flight,
+// and answers without throttling raise them again.
+func TestSchedulerLimitWithoutMap(t *testing.T) {
+	t.Parallel()
+	s := New(16)
+	t0 := time.Unix(1000, 0)
+	start := func(now time.Time) bool { ok, _, _ := s.TryStart(nil, nil, now); return ok }
+	for i := range 16 {
+		if !start(t0) {
+			t.Fatalf("request %d refused, want 16 slots", i)
+		}
+	}
+	if start(t0) {
+		t.Fatal("a 17th request started")
+	}
+	// Every request of the round is throttled: one cut only (requests sent before the cut).
+	for range 16 {
+		s.Done()
+		s.Feedback(nil, nil, true, t0, t0.Add(time.Millisecond))
+	}
+	if s.limit != 8 {
+		t.Errorf("limit %v after a throttled round, want 8", s.limit)
+	}
+	// A request sent after the cut, throttled too: cut again.
+	s.Feedback(nil, nil, true, t0.Add(2*time.Millisecond), t0.Add(3*time.Millisecond))
+	if s.limit != 4 {
+		t.Errorf("limit %v after a second round, want 4", s.limit)
+	}
+	for range 200 {
+		s.Feedback(nil, nil, false, t0, t0)
+	}
+	if s.limit != 16 {
+		t.Errorf("limit %v after 200 answers without throttling, want back at 16", s.limit)
+	}
+}
+
+// TestSchedulerPacing: a shard's budget is a second of its limits; a request that needs more
+// waits until the shard earned it; a throttled shard waits and is cut, and recovers as it accepts.
+func TestSchedulerPacing(t *testing.T) {
+	t.Parallel()
+	m := fourShards(t)
+	s := New(16)
+	t0 := time.Unix(1000, 0)
+	s.SetMap(m, t0)
+	try := func(c Charge, now time.Time) (bool, time.Duration) {
+		ok, at, _ := s.TryStart(m, []Charge{c}, now)
+		if ok {
+			s.Done()
+			return true, 0
+		}
+		return false, at.Sub(now)
+	}
+	if ok, _ := try(Charge{Shard: 0, Records: 600, Bytes: 1000}, t0); !ok {
+		t.Fatal("a full bucket refused 600 records")
+	}
+	ok, wait := try(Charge{Shard: 0, Records: 600, Bytes: 1000}, t0)
+	if ok || wait < 190*time.Millisecond || wait > 210*time.Millisecond {
+		t.Fatalf("400 records left: 600 more went %v, or wait %v, want to wait 200 ms", ok, wait)
+	}
+	if ok, _ := try(Charge{Shard: 1, Records: 600, Bytes: 1000}, t0); !ok {
+		t.Error("another shard's budget was taken")
+	}
+	if ok, _ := try(Charge{Shard: 0, Records: 600, Bytes: 1000}, t0.Add(200*time.Millisecond)); !ok {
+		t.Error("refused after the wait")
+	}
+	// Bytes: 1 MiB a second.
+	if ok, wait := try(Charge{Shard: 2, Records: 1, Bytes: 3 << 19}, t0); !ok || wait != 0 {
+		t.Error("a request larger than the bucket refused by a full bucket")
+	}
+	if ok, wait := try(Charge{Shard: 2, Records: 1, Bytes: 1}, t0.Add(400*time.Millisecond)); ok || wait < 90*time.Millisecond {
+		t.Errorf("went %v, or wait %v, though the bucket is 0.1 MiB in debt", ok, wait)
+	}
+	// Throttled: the shard is emptied and cut; a second throttle of a request sent before the
+	// cut cuts no more.
+	if !s.Feedback(m, []Feedback{{Shard: 3, Throttled: true}}, true, t0, t0) {
+		t.Error("a throttle did not cut")
+	}
+	if s.Feedback(m, []Feedback{{Shard: 3, Throttled: true}}, true, t0, t0) {
+		t.Error("a throttle of a request sent before the cut cut again")
+	}
+	if r := s.buckets[3].rate; r != paceDecrease {
+		t.Errorf("rate %v after a cut, want %v", r, paceDecrease)
+	}
+	if ok, wait := try(Charge{Shard: 3, Records: 100, Bytes: 100}, t0); ok || wait < 100*time.Millisecond {
+		t.Errorf("a throttled shard took 100 records (wait %v)", wait)
+	}
+	for range 10 {
+		s.Feedback(m, []Feedback{{Shard: 3, Records: 100, Bytes: 100}}, false, t0, t0)
+	}
+	if r := s.buckets[3].rate; r != 1 {
+		t.Errorf("rate %v after 1,000 records accepted, want back at 1", r)
+	}
+}
