@@ -4,35 +4,19 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math/big"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl/kpltest"
 )
 
 // evenShards returns the map of a stream of n shards of equal hash key ranges.
 func evenShards(t testing.TB, n int) *kpl.ShardMap {
 	t.Helper()
-	span := new(big.Int).Div(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(int64(n)))
-	var shards []types.Shard
-	for i := range n {
-		start := new(big.Int).Mul(span, big.NewInt(int64(i)))
-		end := new(big.Int).Sub(new(big.Int).Add(start, span), big.NewInt(1))
-		if i == n-1 {
-			end = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1))
-		}
-		shards = append(shards, types.Shard{
-			ShardId:      aws.String(fmt.Sprintf("shardId-%012d", i)),
-			HashKeyRange: &types.HashKeyRange{StartingHashKey: aws.String(start.String()), EndingHashKey: aws.String(end.String())},
-		})
-	}
-	m, err := kpl.NewShardMap(shards)
+	m, err := kpl.NewShardMap(kpltest.Even(n))
 	if err != nil {
 		t.Fatal(err)
 	}

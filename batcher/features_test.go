@@ -11,15 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -512,24 +509,7 @@ func (l *fakeLister) ListShards(context.Context) (*kpl.ShardMap, error) {
 }
 
 // fourShards returns the map of a stream of 4 equal shards.
-func fourShards(t testing.TB) *kpl.ShardMap {
-	t.Helper()
-	quarter := new(big.Int).Lsh(big.NewInt(1), 126)
-	var shards []types.Shard
-	for i := range 4 {
-		start := new(big.Int).Mul(quarter, big.NewInt(int64(i)))
-		end := new(big.Int).Sub(new(big.Int).Add(start, quarter), big.NewInt(1))
-		shards = append(shards, types.Shard{
-			ShardId:      aws.String(fmt.Sprint("shardId-", i)),
-			HashKeyRange: &types.HashKeyRange{StartingHashKey: aws.String(start.String()), EndingHashKey: aws.String(end.String())},
-		})
-	}
-	m, err := kpl.NewShardMap(shards)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func fourShards(t testing.TB) *kpl.ShardMap { return evenShards(t, 4) }
 
 // TestShardAwareAggregation: with partition_key, every user record of an aggregate is in the shard
 // the aggregate's explicit hash key routes it to; the shard map is listed once for several

@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
@@ -424,24 +421,7 @@ func TestPacingUnderOverload(t *testing.T) {
 }
 
 // twoShards returns the map of a stream of 2 equal shards.
-func twoShards(t testing.TB) *kpl.ShardMap {
-	t.Helper()
-	half := new(big.Int).Lsh(big.NewInt(1), 127)
-	var shards []types.Shard
-	for i := range 2 {
-		start := new(big.Int).Mul(half, big.NewInt(int64(i)))
-		end := new(big.Int).Sub(new(big.Int).Add(start, half), big.NewInt(1))
-		shards = append(shards, types.Shard{
-			ShardId:      aws.String(fmt.Sprint("shardId-", i)),
-			HashKeyRange: &types.HashKeyRange{StartingHashKey: aws.String(start.String()), EndingHashKey: aws.String(end.String())},
-		})
-	}
-	m, err := kpl.NewShardMap(shards)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func twoShards(t testing.TB) *kpl.ShardMap { return evenShards(t, 2) }
 
 // TestFailingEndpointProbed: once requests fail as a whole, the flush sends one request at a time,
 // each after the failed one's backoff, instead of every request it has.

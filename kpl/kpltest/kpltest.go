@@ -3,6 +3,9 @@
 package kpltest
 
 import (
+	"fmt"
+	"math/big"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
@@ -32,4 +35,21 @@ func Closed(s types.Shard) types.Shard {
 		EndingSequenceNumber:   aws.String("49590338271512557353758223161503106814194224350642569250"),
 	}
 	return s
+}
+
+// Even returns n open shards of equal hash key ranges (the last one takes the remainder), as
+// CreateStream makes them, named shardId-000000000000 on.
+func Even(n int) []types.Shard {
+	top := new(big.Int).Lsh(big.NewInt(1), 128)
+	span := new(big.Int).Div(top, big.NewInt(int64(n)))
+	shards := make([]types.Shard, n)
+	for i := range n {
+		start := new(big.Int).Mul(span, big.NewInt(int64(i)))
+		end := new(big.Int).Sub(new(big.Int).Add(start, span), big.NewInt(1))
+		if i == n-1 {
+			end = new(big.Int).Sub(top, big.NewInt(1))
+		}
+		shards[i] = Shard(fmt.Sprintf("shardId-%012d", i), start.String(), end.String())
+	}
+	return shards
 }
