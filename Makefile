@@ -12,7 +12,7 @@ BENCH_TIME  ?= 1s
 PERF_RECORDS ?= 500000
 PROFILE_DIR ?= /tmp/kinesis-perf-profiles
 
-.PHONY: all build test vet unit e2e bench bench-soak bench-profile clean help
+.PHONY: all build build-debug test vet unit e2e bench bench-fluent-bit bench-soak bench-profile clean help
 
 all: build
 
@@ -21,6 +21,10 @@ build: $(LIB) ## build the plugin library (build/kinesis_streams_go.so)
 $(LIB): $(GO_SOURCES)
 	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath \
 		-ldflags "-s -w -X main.pluginName=$(PLUGIN_NAME)" -o $@ .
+
+build-debug: ## the library with its symbols and DWARF, for perf: build/debug/kinesis_streams_go.so
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath \
+		-ldflags "-X main.pluginName=$(PLUGIN_NAME)" -o $(BUILD_DIR)/debug/$(PLUGIN_NAME).so .
 
 test: vet unit e2e ## vet, unit tests with the race detector, end-to-end tests
 
@@ -44,6 +48,10 @@ test/node_modules: test/package.json test/package-lock.json
 bench: build ## benchmarks with allocations, then the whole path through the C ABI (test/perf)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) $(BENCH_PKGS)
 	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 3m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/
+
+bench-fluent-bit: build ## real Fluent Bit (FLUENT_BIT: absolute, or relative to this directory): null, the C output and this plugin, alternating
+	@[ -n "$$FLUENT_BIT" ] || { echo "bench-fluent-bit: set FLUENT_BIT to a fluent-bit binary"; exit 2; }
+	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 60m -run '^$$' -bench BenchmarkFluentBit -benchtime 1x ./test/perf/
 
 bench-soak: build ## the whole path with 2,000,000 records: fails if the resident set grows
 	PERF_RECORDS=2000000 PERF_RUNS=1 $(GO) test -count=1 -timeout 5m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/

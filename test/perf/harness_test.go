@@ -157,7 +157,7 @@ type sink struct {
 }
 
 // sinkStats is the sink's GET /stats.
-type sinkStats struct{ Requests, Records, Bytes, HTTP2 int64 }
+type sinkStats struct{ Requests, Records, Bytes, HTTP2, WireIn, WireOut int64 }
 
 // goTool returns the go command of the toolchain running the benchmark.
 func goTool() string {
@@ -244,15 +244,16 @@ func (s *sink) stats(tb testing.TB) sinkStats {
 	defer resp.Body.Close()
 	var st sinkStats
 	line, _ := io.ReadAll(resp.Body)
-	if _, err := fmt.Sscanf(string(line), "requests=%d records=%d bytes=%d http2=%d",
-		&st.Requests, &st.Records, &st.Bytes, &st.HTTP2); err != nil {
+	if _, err := fmt.Sscanf(string(line), "requests=%d records=%d bytes=%d http2=%d wire_in=%d wire_out=%d",
+		&st.Requests, &st.Records, &st.Bytes, &st.HTTP2, &st.WireIn, &st.WireOut); err != nil {
 		tb.Fatalf("sink stats %q: %v", line, err)
 	}
 	return st
 }
 
 func (a sinkStats) sub(b sinkStats) sinkStats {
-	return sinkStats{a.Requests - b.Requests, a.Records - b.Records, a.Bytes - b.Bytes, a.HTTP2 - b.HTTP2}
+	return sinkStats{a.Requests - b.Requests, a.Records - b.Records, a.Bytes - b.Bytes, a.HTTP2 - b.HTTP2,
+		a.WireIn - b.WireIn, a.WireOut - b.WireOut}
 }
 
 // clientEnv is the AWS environment of a client of the sink: fake credentials, no shared files

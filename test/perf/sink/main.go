@@ -8,7 +8,8 @@
 //
 // It writes the certificate (PEM, the trust anchor for AWS_CA_BUNDLE) to FILE, then prints one line
 // "ready https://127.0.0.1:PORT" on stdout. GET /stats answers "requests=N records=N bytes=N
-// http2=N" (bytes: request bodies). It exits when its stdin is closed (so it never outlives the
+// http2=N wire_in=N wire_out=N" (bytes: request bodies; wire_in and wire_out: the bytes read from
+// and written to its TCP connections, TLS records and HTTP headers included, /stats too). It exits when its stdin is closed (so it never outlives the
 // benchmark that started it) or on SIGTERM/SIGINT.
 package main
 
@@ -48,6 +49,7 @@ type server struct {
 	bufs      sync.Pool              // *bytes.Buffer
 
 	requests, records, bytes, http2 atomic.Int64
+	wireIn, wireOut                 atomic.Int64
 }
 
 func newServer() *server {
@@ -71,8 +73,8 @@ func newServer() *server {
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && r.URL.Path == "/stats" {
-		fmt.Fprintf(w, "requests=%d records=%d bytes=%d http2=%d\n",
-			s.requests.Load(), s.records.Load(), s.bytes.Load(), s.http2.Load())
+		fmt.Fprintf(w, "requests=%d records=%d bytes=%d http2=%d wire_in=%d wire_out=%d\n",
+			s.requests.Load(), s.records.Load(), s.bytes.Load(), s.http2.Load(), s.wireIn.Load(), s.wireOut.Load())
 		return
 	}
 	if r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "Kinesis_20131202.PutRecords" {
@@ -106,6 +108,37 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	h["X-Amzn-Requestid"] = []string{"00000000-0000-0000-0000-000000000000"}
 	_, _ = w.Write(body)
+}
+
+// countingListener counts the bytes of every connection it accepts, as they cross the socket.
+type countingListener struct {
+	net.Listener
+	in, out *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, in: l.in, out: l.out}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	in, out *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
 }
 
 // selfSigned returns a P-256 certificate for 127.0.0.1 and localhost that is its own CA.
@@ -156,8 +189,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sink:", err)
 		os.Exit(1)
 	}
+	handler := newServer()
+	ln = countingListener{Listener: ln, in: &handler.wireIn, out: &handler.wireOut}
 	srv := &http.Server{
-		Handler:           newServer(),
+		Handler:           handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
