@@ -33,7 +33,8 @@ import (
 //
 // each Kinesis output sending to the same local TLS sink (sink/, its own process). PERF_FB_OUTPUTS
 // chooses the outputs (default "null,c,go"): a go output may name another library and take extra
-// properties, as go@/path/to/other.so:protocol=json:workers=2. Every output runs PERF_RUNS times
+// properties, as go@build/debug/kinesis_streams_go.so:protocol=json:workers=2 (a library's path
+// is absolute or relative to the repository's root). Every output runs PERF_RUNS times
 // (default 5), alternating (round r starts at output r), so that a machine that gets busier or
 // quieter affects each alike.
 //
@@ -44,7 +45,8 @@ import (
 // null's median (what the output costs), the ratio of go to c, peak RSS, and bytes per record on
 // the wire: request bodies as the sink read them, and every byte the sink's sockets read (TLS
 // records and HTTP headers included). PERF_FB_PROFILE=DIR records a perf profile (perf record
-// PERF_FB_PERF_ARGS, default "-e cpu-clock -g") of each output's first measured phase into DIR.
+// PERF_FB_PERF_ARGS, default "-e cpu-clock -g") of each output's first measured phase into DIR;
+// PERF_GODEBUG, PERF_GOGC, PERF_GOMEMLIMIT and PERF_GOMAXPROCS set the Go runtime's variables.
 //
 // It skips when FLUENT_BIT is unset. Run it alone: -benchtime=1x (make bench-fluent-bit).
 func BenchmarkFluentBit(b *testing.B) {
@@ -63,6 +65,11 @@ func BenchmarkFluentBit(b *testing.B) {
 	s := startSink(b, dir)
 	logFile, logBytes := writeContainerLog(b, dir, records)
 	env := append(clientEnv(b, dir, s), "PATH="+os.Getenv("PATH"))
+	for _, k := range []string{"GODEBUG", "GOGC", "GOMEMLIMIT", "GOMAXPROCS"} {
+		if v := os.Getenv("PERF_" + k); v != "" { // for experiments with the Go runtime
+			env = append(env, k+"="+v)
+		}
+	}
 	parsers := filepath.Join(dir, "parsers.conf")
 	if err := os.WriteFile(parsers, []byte("[PARSER]\n    Name   json\n    Format json\n"), 0o600); err != nil {
 		b.Fatal(err)
@@ -119,7 +126,15 @@ func parseOutputs(tb testing.TB, spec string) []fbOutput {
 		head, props, _ := strings.Cut(label, ":")
 		o := fbOutput{label: label, kind: head}
 		if kind, path, ok := strings.Cut(head, "@"); ok {
-			o.kind, o.so = kind, path
+			if !filepath.IsAbs(path) {
+				path = filepath.Join("..", "..", path) // relative to the repository's root
+			}
+			if o.kind, o.so, err = kind, path, nil; !filepath.IsAbs(path) {
+				o.so, err = filepath.Abs(path)
+			}
+			if err != nil {
+				tb.Fatal(err)
+			}
 		} else if o.kind == "go" {
 			o.so = so
 		}
@@ -236,24 +251,32 @@ type fbRun struct {
 
 // fbResult is what one run measured.
 type fbResult struct {
-	cpu     time.Duration // the process's CPU from ready to done
-	wall    time.Duration // from the input's arrival to done
-	hwmKB   int64         // VmHWM
-	sent    sinkStats
-	retries int64 // Fluent Bit's retries of the output
+	cpu      time.Duration // the process's CPU from ready to done
+	switches int64         // voluntary context switches of its threads meanwhile
+	wall     time.Duration // from the input's arrival to done
+	hwmKB    int64         // VmHWM
+	sent     sinkStats
+	retries  int64 // Fluent Bit's retries of the output
+	gcs      int   // garbage collections, when PERF_GODEBUG has gctrace=1
 }
+
+// gcLine is a line of GODEBUG=gctrace=1.
+var gcLine = regexp.MustCompile(`(?m)^gc \d+ @`)
 
 func (r fbResult) perRecord(records int) float64 {
 	return float64(r.cpu.Nanoseconds()) / float64(records)
 }
 
 func (r fbResult) line(records int) string {
-	line := fmt.Sprintf("cpu %6.3fs = %5.2f µs/record, wall %5.1fs, VmHWM %5.1f MB", r.cpu.Seconds(),
-		r.perRecord(records)/1e3, r.wall.Seconds(), float64(r.hwmKB)/1024)
+	line := fmt.Sprintf("cpu %6.3fs = %5.2f µs/record, %.3f wake-ups/record, wall %5.1fs, VmHWM %5.1f MB", r.cpu.Seconds(),
+		r.perRecord(records)/1e3, float64(r.switches)/float64(records), r.wall.Seconds(), float64(r.hwmKB)/1024)
 	if r.sent.Requests > 0 {
 		line += fmt.Sprintf(", %d requests, body %.1f B/record, socket in %.1f B/record, out %.1f B/record",
 			r.sent.Requests, float64(r.sent.Bytes)/float64(records), float64(r.sent.WireIn)/float64(records),
 			float64(r.sent.WireOut)/float64(records))
+	}
+	if r.gcs > 0 {
+		line += fmt.Sprintf(", %d GCs", r.gcs)
 	}
 	if r.retries > 0 {
 		line += fmt.Sprintf(", %d retries", r.retries)
@@ -344,7 +367,7 @@ func runFluentBit(b *testing.B, run fbRun) fbResult {
 	if run.profile != "" {
 		perf = startPerf(b, pid, run.profile)
 	}
-	cpu0 := procCPU(b, pid)
+	cpu0, csw0 := procCPU(b, pid), procSwitches(pid)
 	start := time.Now()
 	if err := os.Link(run.log, filepath.Join(in, "container.log")); err != nil {
 		fail("link the input: %v", err)
@@ -372,12 +395,16 @@ func runFluentBit(b *testing.B, run fbRun) fbResult {
 		}
 		time.Sleep(fbPoll)
 	}
-	res := fbResult{cpu: procCPU(b, pid) - cpu0, wall: time.Since(start), hwmKB: vmHWM(b, pid), retries: m.retries}
+	res := fbResult{cpu: procCPU(b, pid) - cpu0, switches: procSwitches(pid) - csw0, wall: time.Since(start),
+		hwmKB: vmHWM(b, pid), retries: m.retries}
 	if perf != nil {
 		stopPerf(b, perf)
 	}
 	stop()
 	res.sent = run.sink.stats(b).sub(before)
+	if log, err := os.ReadFile(logPath); err == nil {
+		res.gcs = len(gcLine.FindAll(log, -1))
+	}
 	if run.out.kind != "null" && res.sent.Records != int64(run.records) {
 		fail("the sink received %d records, want %d", res.sent.Records, run.records)
 	}
@@ -509,6 +536,26 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 		tb.Fatalf("/proc/%d/stat: %q", pid, s)
 	}
 	return time.Duration(utime+stime) * clockTick
+}
+
+// procSwitches is the voluntary context switches of the threads of process pid: one per thread
+// that sleeps and wakes up again. Fluent Bit's threads and the Go runtime's live as long as the process.
+func procSwitches(pid int) int64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var n int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && k == "voluntary_ctxt_switches" {
+				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // vmHWM is the peak resident set of process pid so far, in KiB.

@@ -85,6 +85,15 @@ func envInt(tb testing.TB, name string, def int) int {
 	return n
 }
 
+// envInt0 reads a setting that may be 0 from the environment, def when unset.
+func envInt0(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	if os.Getenv(name) == "0" {
+		return 0
+	}
+	return envInt(tb, name, def)
+}
+
 // buildChunks returns n distinct chunks of input: chunk i holds records i*chunkRecords onwards.
 func buildChunks(input string, n int) [][]byte {
 	chunks := make([][]byte, n)

@@ -33,11 +33,19 @@ func BenchmarkWholePath(b *testing.B) {
 	records := envInt(b, "PERF_RECORDS", 500_000)
 	distinct := envInt(b, "PERF_DISTINCT", 10)
 	threads := envInt(b, "PERF_THREADS", 2)
+	gap := time.Duration(envInt0(b, "PERF_GAP_MS", 0)) * time.Millisecond
 	flushes := (records + chunkRecords - 1) / chunkRecords
 	records = flushes * chunkRecords
 	distinct = min(distinct, flushes)
 
-	so, err := filepath.Abs(pluginSO)
+	lib := pluginSO
+	if v := os.Getenv("PERF_SO"); v != "" { // another build, e.g. make build-debug's for perf
+		lib = v
+		if !filepath.IsAbs(lib) {
+			lib = filepath.Join("..", "..", lib) // relative to the repository's root
+		}
+	}
+	so, err := filepath.Abs(lib)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,6 +82,7 @@ func BenchmarkWholePath(b *testing.B) {
 	m := flbhost.Manifest{
 		SO:   so,
 		Name: pluginName,
+		Gap:  gap,
 		Instances: []flbhost.Instance{{
 			{"region", region},
 			{"stream", streamName},
@@ -160,10 +169,10 @@ func wholePathRun(b *testing.B, host, dir string, m flbhost.Manifest, env []stri
 	total := time.Duration(r.Rusage.Utime.Nano() + r.Rusage.Stime.Nano())
 	perRecord = float64(pluginCPU.Nanoseconds()) / float64(records)
 	fmt.Printf("wholepath: input %s, %d records, %d bytes of chunks, wall %v; flush phase CPU %v (user %v, sys %v), host's own work %v, "+
-		"plugin %v = %.0f ns/record (%.0f records per CPU-second); start-up and exit %v; "+
+		"plugin %v = %.0f ns/record (%.0f records per CPU-second), %.3f wake-ups/record; start-up and exit %v; "+
 		"peak RSS %.1f MB (%.1f MB over the host alone); sink: %d requests, %.1f MB of bodies, %d over HTTP/2; floor %v/record; ratio %.2f\n",
 		input, records, inputBytes, wall.Round(time.Millisecond), flushCPU, u.User, u.Sys, u.Host, pluginCPU, perRecord,
-		1e9/perRecord, (total - flushCPU).Round(time.Millisecond), float64(r.RSS.Peak)/1024, float64(r.RSS.Peak-r.RSS.Start)/1024,
+		1e9/perRecord, float64(u.Switches)/float64(records), (total - flushCPU).Round(time.Millisecond), float64(r.RSS.Peak)/1024, float64(r.RSS.Peak-r.RSS.Start)/1024,
 		sent.Requests, float64(sent.Bytes)/1e6, sent.HTTP2, floor, perRecord/float64(floor.Nanoseconds()))
 	if os.Getenv("PERF_GODEBUG") != "" { // e.g. gctrace=1: the runtime's lines are on stderr
 		fmt.Println(r.Stderr)
