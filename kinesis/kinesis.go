@@ -212,6 +212,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
 		c.http = st
 	}
+	cfg.HTTPClient = withRequestDeadline(cfg.HTTPClient)
 
 	if o.RoleARN != "" {
 		stsClient := sts.NewFromConfig(cfg, func(so *sts.Options) {
