@@ -30,6 +30,7 @@ import (
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/pollconn"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/wire"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
@@ -207,6 +208,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		tr := b.GetTransport()
 		useHTTP1(tr)
+		tr.DialContext = pollconn.Dialer(tr.DialContext)
 		batchingTLS(tr)
 		st := newSyncTransport(tr)
 		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
