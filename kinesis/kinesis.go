@@ -30,7 +30,6 @@ import (
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/pollconn"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/wire"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
@@ -208,7 +207,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		tr := b.GetTransport()
 		useHTTP1(tr)
-		tr.DialContext = pollconn.Dialer(tr.DialContext)
+		pollDirectConns(tr, o)
 		batchingTLS(tr)
 		st := newSyncTransport(tr)
 		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -100,7 +101,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestReadDeadline(t *testing.T) {
 	t.Parallel()
-	for _, d := range []time.Duration{BlockingWait / 4, 3 * BlockingWait} { // in poll(2), then in the network poller
+	for _, d := range []time.Duration{pollSlice / 4, 3 * pollSlice} { // in poll(2), then in the network poller
 		t.Run(d.String(), func(t *testing.T) {
 			t.Parallel()
 			c, _ := pair(t)
@@ -125,9 +126,9 @@ func TestWriteDeadline(t *testing.T) {
 	t.Parallel()
 	c, _ := pair(t) // the server never reads: the buffers fill up
 	start := time.Now()
-	c.SetWriteDeadline(start.Add(BlockingWait / 2))
+	c.SetWriteDeadline(start.Add(pollSlice / 2))
 	n, err := c.Write(make([]byte, 64<<20))
-	within(t, "write ended", time.Since(start), BlockingWait/2, 5*time.Second)
+	within(t, "write ended", time.Since(start), pollSlice/2, 5*time.Second)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n >= 64<<20 {
 		t.Fatalf("wrote %d, error %v; want some bytes, then os.ErrDeadlineExceeded", n, err)
 	}
@@ -141,7 +142,7 @@ func TestInterrupt(t *testing.T) {
 		want      error
 		late      time.Duration // how late the read may end
 	}{
-		{"past deadline", func(c *Conn) { c.SetDeadline(time.Unix(1, 0)) }, os.ErrDeadlineExceeded, BlockingWait},
+		{"past deadline", func(c *Conn) { c.SetDeadline(time.Unix(1, 0)) }, os.ErrDeadlineExceeded, pollSlice},
 		{"close", func(c *Conn) { c.Close() }, net.ErrClosed, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,6 +157,47 @@ func TestInterrupt(t *testing.T) {
 				t.Fatalf("error %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestSyscallConn(t *testing.T) {
+	t.Parallel()
+	c, server := pair(t)
+	raw, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the transport sees whether an idle connection is still open: a peek that does not wait.
+	peek := func() (int, error) {
+		var n int
+		var perr error
+		if err := raw.Read(func(fd uintptr) bool {
+			var b [1]byte
+			n, _, perr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			return true
+		}); err != nil {
+			return 0, err
+		}
+		return n, perr
+	}
+	if _, err := peek(); !errors.Is(err, syscall.EAGAIN) {
+		t.Errorf("peek of an open, quiet connection: %v, want EAGAIN", err)
+	}
+	server.Write([]byte("x"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := peek()
+		if n == 1 && err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("peek after the server wrote: %d, %v", n, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Close()
+	if err := raw.Control(func(uintptr) {}); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Control after Close: %v, want net.ErrClosed", err)
 	}
 }
 
@@ -176,7 +218,7 @@ func TestDialerPassesOthersThrough(t *testing.T) {
 
 func TestLateData(t *testing.T) {
 	t.Parallel()
-	for _, d := range []time.Duration{BlockingWait / 4, 3 * BlockingWait} { // in poll(2), then in the network poller
+	for _, d := range []time.Duration{pollSlice / 4, 3 * pollSlice} { // in poll(2), then in the network poller
 		t.Run(d.String(), func(t *testing.T) {
 			t.Parallel()
 			c, server := pair(t)
