@@ -55,8 +55,8 @@ func TestPollDirectConns(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if _, ok := c.(*pollconn.Conn); !ok {
-				t.Errorf("dialed a %T, want a *pollconn.Conn", c)
+			if _, ok := c.(*pollconn.Conn); ok != pollconn.Active() {
+				t.Errorf("dialed a %T; pollconn.Active() is %v", c, pollconn.Active())
 			}
 		})
 	}

@@ -49,10 +49,14 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 var defaultDial DialFunc = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 
 // Dialer returns a dial function that dials with dial (net/http's default dialer when nil), and
-// returns each TCP connection as a *Conn; other connections are returned as they are.
+// returns each TCP connection as a *Conn; other connections are returned as they are, as is
+// every connection under the race detector (see race.go).
 func Dialer(dial DialFunc) DialFunc {
 	if dial == nil {
 		dial = defaultDial
+	}
+	if raceDetector {
+		return dial
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
@@ -71,6 +75,9 @@ func Dialer(dial DialFunc) DialFunc {
 		return pc, nil
 	}
 }
+
+// Active reports whether Dialer makes *Conn connections: false under the race detector.
+func Active() bool { return !raceDetector }
 
 // fromTCP takes tcp's socket out of the network poller: it keeps a duplicate of the socket's file
 // descriptor (non-blocking, as the original), and closes tcp, which removes the original from the

@@ -35,13 +35,13 @@ func pair(t *testing.T) (*Conn, net.Conn) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := Dialer(nil)(ctx, "tcp", ln.Addr().String())
+	c, err := defaultDial(ctx, "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, ok := c.(*Conn)
-	if !ok {
-		t.Fatalf("Dialer returned %T, want *Conn", c)
+	pc, err := fromTCP(c.(*net.TCPConn)) // as Dialer does, but under the race detector too
+	if err != nil {
+		t.Fatal(err)
 	}
 	server, ok := <-accepted
 	if !ok {
@@ -125,10 +125,12 @@ func TestReadDeadline(t *testing.T) {
 func TestWriteDeadline(t *testing.T) {
 	t.Parallel()
 	c, _ := pair(t) // the server never reads: the buffers fill up
+	const d = 3 * pollSlice
+	big := make([]byte, 64<<20)
 	start := time.Now()
-	c.SetWriteDeadline(start.Add(pollSlice / 2))
-	n, err := c.Write(make([]byte, 64<<20))
-	within(t, "write ended", time.Since(start), pollSlice/2, 5*time.Second)
+	c.SetWriteDeadline(start.Add(d))
+	n, err := c.Write(big)
+	within(t, "write ended", time.Since(start), d, d+5*time.Second)
 	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n >= 64<<20 {
 		t.Fatalf("wrote %d, error %v; want some bytes, then os.ErrDeadlineExceeded", n, err)
 	}
@@ -149,8 +151,8 @@ func TestInterrupt(t *testing.T) {
 			t.Parallel()
 			c, _ := pair(t)
 			const after = 30 * time.Millisecond // while the read waits in poll(2)
-			time.AfterFunc(after, func() { tt.interrupt(c) })
 			start := time.Now()
+			time.AfterFunc(after, func() { tt.interrupt(c) })
 			_, err := c.Read(make([]byte, 10))
 			within(t, "read ended", time.Since(start), after, after+tt.late+time.Second)
 			if !errors.Is(err, tt.want) {
@@ -198,6 +200,23 @@ func TestSyscallConn(t *testing.T) {
 	c.Close()
 	if err := raw.Control(func(uintptr) {}); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Control after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+func TestDialer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := Dialer(nil)(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*Conn); ok != Active() {
+		t.Errorf("Dialer made a %T; Active() is %v", c, Active())
 	}
 }
 
