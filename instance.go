@@ -99,6 +99,7 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 		Profile:     cfg.Profile,
 		AutoRetry:   cfg.AutoRetryRequests,
 		HTTPTimeout: cfg.HTTPRequestTimeout,
+		Protocol:    cfg.Protocol,
 	})
 	if err != nil {
 		log.Error(err.Error())

@@ -94,7 +94,20 @@ type Options struct {
 	AutoRetry bool
 	// HTTPTimeout bounds one HTTP request; 0 means DefaultHTTPTimeout.
 	HTTPTimeout time.Duration
+	// Protocol is how PutRecords travels: ProtocolCBOR or ProtocolJSON; "" means ProtocolJSON.
+	Protocol string
 }
+
+// Protocols of PutRecords (Options.Protocol). Responses are read in either, as their
+// Content-Type says, whichever was sent.
+const (
+	// ProtocolCBOR sends application/x-amz-cbor-1.1 (the AWS SDK for Java's default for
+	// Kinesis): each record's data as raw bytes.
+	ProtocolCBOR = "cbor"
+	// ProtocolJSON sends application/x-amz-json-1.1 (the AWS SDK for Go's and the C plugin's):
+	// each record's data in base64, a third larger to hash, encrypt and send.
+	ProtocolJSON = "json"
+)
 
 // API is the part of the SDK client that Client uses.
 type API interface {
@@ -179,6 +192,9 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	if o.Stream == "" {
 		return nil, errors.New(`kinesis: "stream" is required`)
 	}
+	if o.Protocol != "" && o.Protocol != ProtocolCBOR && o.Protocol != ProtocolJSON {
+		return nil, fmt.Errorf("kinesis: invalid protocol %q: want %q or %q", o.Protocol, ProtocolCBOR, ProtocolJSON)
+	}
 	timeout := o.HTTPTimeout
 	if timeout <= 0 {
 		timeout = DefaultHTTPTimeout
@@ -204,6 +220,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	// transport in a type that hides CloseIdleConnections. Direct requests go through
 	// syncTransport, proxied ones through that transport.
 	c := &Client{}
+	c.bodies.CBOR = o.Protocol == ProtocolCBOR
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		tr := b.GetTransport()
 		useHTTP1(tr)
