@@ -1,6 +1,6 @@
 // Command sink is a minimal Kinesis-compatible PutRecords endpoint for the benchmarks of
 // test/perf: HTTPS on 127.0.0.1 with a self-signed certificate it creates, answering every
-// Kinesis_20131202.PutRecords request (JSON 1.1) with success for every record, doing as little
+// Kinesis_20131202.PutRecords request (JSON 1.1 or CBOR, answered in kind) with success for every record, doing as little
 // work as it can so that it disturbs the measured process little. It runs as its own process so
 // that its CPU time is not counted with the plugin's.
 //
@@ -35,6 +35,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/aws/smithy-go/encoding/cbor"
 )
 
 // maxRecords is PutRecords' limit of records per request.
@@ -45,8 +47,9 @@ const maxRecords = 500
 var partitionKeyField = []byte(`"PartitionKey":`)
 
 type server struct {
-	responses [maxRecords + 1][]byte // the success answer for n records
-	bufs      sync.Pool              // *bytes.Buffer
+	responses     [maxRecords + 1][]byte // the success answer for n records
+	cborResponses [maxRecords + 1][]byte // the same in CBOR
+	bufs          sync.Pool              // *bytes.Buffer
 
 	requests, records, bytes, http2 atomic.Int64
 	wireIn, wireOut                 atomic.Int64
@@ -67,8 +70,39 @@ func newServer() *server {
 		}
 		b.WriteString("]}")
 		s.responses[n] = b.Bytes()
+		recs := make(cbor.List, n)
+		for i := range recs {
+			recs[i] = cbor.Map{"SequenceNumber": cbor.String("49590338271490256608559692538361571095921575989136588898"),
+				"ShardId": cbor.String("shardId-000000000000")}
+		}
+		s.cborResponses[n] = cbor.Encode(cbor.Map{"EncryptionType": cbor.String("NONE"), "FailedRecordCount": cbor.Uint(0), "Records": recs})
 	}
 	return s
+}
+
+// cborRecordsKey is the text string "Records", as CBOR writes it: in a PutRecords body, the
+// first one is the key of the array of records.
+var cborRecordsKey = []byte("\x67Records")
+
+// cborRecordCount returns the length of the array of records in a PutRecords body in CBOR, or -1.
+func cborRecordCount(body []byte) int {
+	i := bytes.Index(body, cborRecordsKey)
+	if i < 0 || i+len(cborRecordsKey) >= len(body) {
+		return -1
+	}
+	p := body[i+len(cborRecordsKey):]
+	if p[0]>>5 != 4 { // an array
+		return -1
+	}
+	switch info := p[0] & 31; {
+	case info < 24:
+		return int(info)
+	case info == 24 && len(p) > 1:
+		return int(p[1])
+	case info == 25 && len(p) > 2:
+		return int(p[1])<<8 | int(p[2])
+	}
+	return -1
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +125,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	n := bytes.Count(buf.Bytes(), partitionKeyField)
+	isCBOR := r.Header.Get("Content-Type") == "application/x-amz-cbor-1.1"
+	var n int
+	if isCBOR {
+		n = cborRecordCount(buf.Bytes())
+	} else {
+		n = bytes.Count(buf.Bytes(), partitionKeyField)
+	}
 	if n < 1 || n > maxRecords {
 		http.Error(w, `{"__type":"ValidationException","message":"bad record count"}`, http.StatusBadRequest)
 		return
@@ -102,9 +142,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 2 {
 		s.http2.Add(1)
 	}
-	body := s.responses[n]
+	body, ctype := s.responses[n], "application/x-amz-json-1.1"
+	if isCBOR {
+		body, ctype = s.cborResponses[n], "application/x-amz-cbor-1.1"
+	}
 	h := w.Header()
-	h["Content-Type"] = []string{"application/x-amz-json-1.1"}
+	h["Content-Type"] = []string{ctype}
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	h["X-Amzn-Requestid"] = []string{"00000000-0000-0000-0000-000000000000"}
 	_, _ = w.Write(body)
