@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -34,7 +35,8 @@ import (
 // each Kinesis output sending to the same local TLS sink (sink/, its own process). PERF_FB_OUTPUTS
 // chooses the outputs (default "null,c,go"): a go output may name another library and take extra
 // properties, as go@build/debug/kinesis_streams_go.so:protocol=json:workers=2 (a library's path
-// is absolute or relative to the repository's root). Every output runs PERF_RUNS times
+// is absolute or relative to the repository's root); a property env.NAME=VALUE sets an
+// environment variable of Fluent Bit instead, as go:env.GOGC=200. Every output runs PERF_RUNS times
 // (default 5), alternating (round r starts at output r), so that a machine that gets busier or
 // quieter affects each alike.
 //
@@ -253,11 +255,16 @@ type fbRun struct {
 type fbResult struct {
 	cpu      time.Duration // the process's CPU from ready to done
 	switches int64         // voluntary context switches of its threads meanwhile
-	wall     time.Duration // from the input's arrival to done
-	hwmKB    int64         // VmHWM
-	sent     sinkStats
-	retries  int64 // Fluent Bit's retries of the output
-	gcs      int   // garbage collections, when PERF_GODEBUG has gctrace=1
+	// The CPU of Fluent Bit's pipeline thread (input, parser, engine), and of the output's
+	// threads: every thread but the pipeline, the HTTP server's and the logger (the output's
+	// worker, the Go runtime's threads, the main thread). A breakdown of cpu, less blurred by the
+	// machine's load than cpu less null's.
+	pipeline, outputThreads time.Duration
+	wall                    time.Duration // from the input's arrival to done
+	hwmKB                   int64         // VmHWM
+	sent                    sinkStats
+	retries                 int64 // Fluent Bit's retries of the output
+	gcs                     int   // garbage collections, when PERF_GODEBUG has gctrace=1
 }
 
 // gcLine is a line of GODEBUG=gctrace=1.
@@ -268,8 +275,9 @@ func (r fbResult) perRecord(records int) float64 {
 }
 
 func (r fbResult) line(records int) string {
-	line := fmt.Sprintf("cpu %6.3fs = %5.2f µs/record, %.3f wake-ups/record, wall %5.1fs, VmHWM %5.1f MB", r.cpu.Seconds(),
-		r.perRecord(records)/1e3, float64(r.switches)/float64(records), r.wall.Seconds(), float64(r.hwmKB)/1024)
+	line := fmt.Sprintf("cpu %6.3fs = %5.2f µs/record (pipeline %4.2f, output threads %4.2f), %.3f wake-ups/record, wall %5.1fs, VmHWM %5.1f MB",
+		r.cpu.Seconds(), r.perRecord(records)/1e3, perRecord(r.pipeline, records), perRecord(r.outputThreads, records),
+		float64(r.switches)/float64(records), r.wall.Seconds(), float64(r.hwmKB)/1024)
 	if r.sent.Requests > 0 {
 		line += fmt.Sprintf(", %d requests, body %.1f B/record, socket in %.1f B/record, out %.1f B/record",
 			r.sent.Requests, float64(r.sent.Bytes)/float64(records), float64(r.sent.WireIn)/float64(records),
@@ -298,6 +306,7 @@ func runFluentBit(b *testing.B, run fbRun) fbResult {
 	if err := os.MkdirAll(in, 0o755); err != nil {
 		b.Fatal(err)
 	}
+	warmPageCache(b, run.log)
 	port := freePort(b)
 	conf := filepath.Join(run.dir, "fluent-bit.conf")
 	if err := os.WriteFile(conf, []byte(fluentBitConfig(run, in, port)), 0o600); err != nil {
@@ -315,6 +324,11 @@ func runFluentBit(b *testing.B, run fbRun) fbResult {
 	defer logOut.Close()
 	cmd := exec.Command(run.bin, args...)
 	cmd.Env = run.env
+	for _, p := range run.out.props {
+		if k, ok := strings.CutPrefix(p[0], "env."); ok {
+			cmd.Env = append(cmd.Env, k+"="+p[1])
+		}
+	}
 	cmd.Stdout, cmd.Stderr = logOut, logOut
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -367,7 +381,7 @@ func runFluentBit(b *testing.B, run fbRun) fbResult {
 	if run.profile != "" {
 		perf = startPerf(b, pid, run.profile)
 	}
-	cpu0, csw0 := procCPU(b, pid), procSwitches(pid)
+	cpu0, csw0, threads0 := procCPU(b, pid), procSwitches(pid), threadCPU(pid)
 	start := time.Now()
 	if err := os.Link(run.log, filepath.Join(in, "container.log")); err != nil {
 		fail("link the input: %v", err)
@@ -397,6 +411,7 @@ func runFluentBit(b *testing.B, run fbRun) fbResult {
 	}
 	res := fbResult{cpu: procCPU(b, pid) - cpu0, switches: procSwitches(pid) - csw0, wall: time.Since(start),
 		hwmKB: vmHWM(b, pid), retries: m.retries}
+	res.pipeline, res.outputThreads = threadCPU(pid).since(threads0)
 	if perf != nil {
 		stopPerf(b, perf)
 	}
@@ -412,6 +427,21 @@ func runFluentBit(b *testing.B, run fbRun) fbResult {
 		fail("%d records dropped, %d errors", m.dropped, m.errors)
 	}
 	return res
+}
+
+// warmPageCache reads path, so that it is in the page cache when Fluent Bit reads it, as a
+// container's log just written is: tail drops what it read from the cache (posix_fadvise), and
+// reading the file from disk again would weigh on every run, unevenly, as the disk is shared.
+func warmPageCache(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(io.Discard, f); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // fluentBitConfig is the classic configuration of a run.
@@ -450,7 +480,9 @@ func fluentBitConfig(run fbRun, in string, port int) string {
 			region, streamName, run.sink.Endpoint)
 	}
 	for _, p := range run.out.props {
-		fmt.Fprintf(&c, "    %s %s\n", p[0], p[1])
+		if !strings.HasPrefix(p[0], "env.") {
+			fmt.Fprintf(&c, "    %s %s\n", p[0], p[1])
+		}
 	}
 	return c.String()
 }
@@ -536,6 +568,61 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 		tb.Fatalf("/proc/%d/stat: %q", pid, s)
 	}
 	return time.Duration(utime+stime) * clockTick
+}
+
+// perRecord is d per record, in µs.
+func perRecord(d time.Duration, records int) float64 {
+	return float64(d.Nanoseconds()) / float64(records) / 1e3
+}
+
+// taskCPU is the CPU time of each thread of a process, by thread ID, and the threads' names.
+type taskCPU map[string]struct {
+	comm string
+	cpu  time.Duration
+}
+
+// threadCPU reads the CPU time of every thread of process pid (/proc/PID/task/TID/stat).
+func threadCPU(pid int) taskCPU {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	m := taskCPU{}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		m[filepath.Base(filepath.Dir(t))] = struct {
+			comm string
+			cpu  time.Duration
+		}{s[open+1 : end], time.Duration(utime+stime) * clockTick}
+	}
+	return m
+}
+
+// since splits the CPU the threads spent since before into Fluent Bit's pipeline thread's and
+// the output's threads' (every thread but the pipeline, the HTTP server's and the logger).
+func (now taskCPU) since(before taskCPU) (pipeline, output time.Duration) {
+	for tid, t := range now {
+		d := t.cpu - before[tid].cpu
+		switch {
+		case t.comm == "flb-pipeline":
+			pipeline += d
+		case strings.HasPrefix(t.comm, "monkey"), t.comm == "flb-logger":
+		default:
+			output += d
+		}
+	}
+	return pipeline, output
 }
 
 // procSwitches is the voluntary context switches of the threads of process pid: one per thread
@@ -639,7 +726,8 @@ func reportFluentBit(b *testing.B, outputs []fbOutput, results [][]fbResult, rec
 		}
 		return median(v)
 	}
-	perRecord := func(r fbResult) float64 { return r.perRecord(records) / 1e3 }
+	cpuPerRecord := func(r fbResult) float64 { return r.perRecord(records) / 1e3 }
+	threadsPerRecord := func(r fbResult) float64 { return perRecord(r.outputThreads, records) }
 	hwm := func(r fbResult) float64 { return float64(r.hwmKB) / 1024 }
 	body := func(r fbResult) float64 { return float64(r.sent.Bytes) / float64(records) }
 	wire := func(r fbResult) float64 { return float64(r.sent.WireIn) / float64(records) }
@@ -653,14 +741,14 @@ func reportFluentBit(b *testing.B, outputs []fbOutput, results [][]fbResult, rec
 	}
 	nullCPU := 0.0
 	if null >= 0 {
-		nullCPU = med(results[null], perRecord)
+		nullCPU = med(results[null], cpuPerRecord)
 	}
 	over := make([]float64, len(outputs))
 	fmt.Printf("fluentbit: medians of %d runs, load average now %s\n", len(results[0]), loadAverage())
-	fmt.Printf("fluentbit:   %-*s  %12s  %11s  %9s  %11s  %13s\n", labelWidth(outputs), "output", "CPU/record", "over null", "VmHWM",
-		"body/record", "socket/record")
+	fmt.Printf("fluentbit:   %-*s  %12s  %11s  %14s  %9s  %11s  %13s\n", labelWidth(outputs), "output", "CPU/record", "over null",
+		"output threads", "VmHWM", "body/record", "socket/record")
 	for i, o := range outputs {
-		cpu := med(results[i], perRecord)
+		cpu := med(results[i], cpuPerRecord)
 		over[i] = cpu - nullCPU
 		overs := "-"
 		if null >= 0 && i != null {
@@ -670,7 +758,8 @@ func reportFluentBit(b *testing.B, outputs []fbOutput, results [][]fbResult, rec
 		if o.kind != "null" {
 			bytes = fmt.Sprintf("%9.1f B  %11.1f B", med(results[i], body), med(results[i], wire))
 		}
-		fmt.Printf("fluentbit:   %-*s  %9.2f µs  %11s  %6.1f MB  %s\n", labelWidth(outputs), o.label, cpu, overs, med(results[i], hwm), bytes)
+		fmt.Printf("fluentbit:   %-*s  %9.2f µs  %11s  %11.2f µs  %6.1f MB  %s\n", labelWidth(outputs), o.label, cpu, overs,
+			med(results[i], threadsPerRecord), med(results[i], hwm), bytes)
 		b.ReportMetric(cpu*1e3, o.label+"-ns-cpu/record")
 	}
 	for c, oc := range outputs {
@@ -688,9 +777,10 @@ func reportFluentBit(b *testing.B, outputs []fbOutput, results [][]fbResult, rec
 				rounds = append(rounds, fmt.Sprintf("%.2f", (results[g][r].perRecord(records)-n)/(results[c][r].perRecord(records)-n)))
 			}
 			ratio := over[g] / over[c]
-			fmt.Printf("fluentbit: %s against %s: CPU over null %.2f (per round %s), peak RSS %+.1f MB, body bytes %.2f, socket bytes %.2f\n",
-				og.label, oc.label, ratio, strings.Join(rounds, " "), med(results[g], hwm)-med(results[c], hwm),
-				med(results[g], body)/med(results[c], body), med(results[g], wire)/med(results[c], wire))
+			fmt.Printf("fluentbit: %s against %s: CPU over null %.2f (per round %s), output threads' CPU %.2f, peak RSS %+.1f MB, "+
+				"body bytes %.2f, socket bytes %.2f\n",
+				og.label, oc.label, ratio, strings.Join(rounds, " "), med(results[g], threadsPerRecord)/med(results[c], threadsPerRecord),
+				med(results[g], hwm)-med(results[c], hwm), med(results[g], body)/med(results[c], body), med(results[g], wire)/med(results[c], wire))
 			b.ReportMetric(ratio, og.label+"/"+oc.label+"-cpu")
 		}
 	}

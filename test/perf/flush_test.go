@@ -24,7 +24,8 @@ func processCPU(tb testing.TB) time.Duration {
 // BenchmarkFlushTLS is BenchmarkWholePath's path without cgo and the C host, in-process so that
 // -cpuprofile and -memprofile see it: batcher.Pool.Flush (the plugin's defaults) with a real
 // kinesis.Client sending to the sink over TLS, one chunk of 5,000 records per op, from one
-// goroutine. Two distinct chunks (PERF_DISTINCT) of PERF_INPUT are flushed in turn.
+// goroutine, in PERF_PROTOCOL. Two distinct chunks (PERF_DISTINCT) of PERF_INPUT are flushed in
+// turn.
 func BenchmarkFlushTLS(b *testing.B) {
 	dir := b.TempDir()
 	s := startSink(b, dir)
@@ -33,7 +34,8 @@ func BenchmarkFlushTLS(b *testing.B) {
 		b.Setenv(k, v)
 	}
 	ctx := context.Background()
-	client, err := kinesis.New(ctx, kinesis.Options{Region: region, Stream: streamName, Endpoint: s.Endpoint, AutoRetry: true})
+	protocol := perfProtocol(b)
+	client, err := kinesis.New(ctx, kinesis.Options{Region: region, Stream: streamName, Endpoint: s.Endpoint, AutoRetry: true, Protocol: protocol})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func BenchmarkFlushTLS(b *testing.B) {
 
 	input := perfInput(b)
 	chunks := buildChunks(input, envInt(b, "PERF_DISTINCT", 2))
-	floor := floorPerRecord(recordData(input, 1))
+	floor := floorPerRecord(recordData(input, 1), protocol)
 	// One flush first: connection, TLS handshake, credentials.
 	if _, err := pool.Flush(ctx, chunks[0], "kube.perf"); err != nil {
 		b.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/config"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/chunk"
@@ -116,11 +117,12 @@ func recordData(input string, n int) [][]byte {
 }
 
 // floorPerRecord measures the work no implementation can avoid to send data to Kinesis over
-// TLS, per record: base64 of each record's data into a PutRecords body (requests of 500 records
-// with random-length partition keys), SHA-256 of the body (SigV4 signs its hash), and AES-128-GCM
-// of the body in 16 KiB TLS records. The JSON framing is appended too (a few bytes per record).
-// It runs on one locked thread; the best of three passes.
-func floorPerRecord(data [][]byte) time.Duration {
+// TLS in protocol (config.ProtocolJSON or config.ProtocolCBOR), per record: the body of each
+// request of 500 records with random-length partition keys (in JSON, the base64 of each record's
+// data; in CBOR, the data as it is, copied in), SHA-256 of the body (SigV4 signs its hash), and
+// AES-128-GCM of the body in 16 KiB TLS records. It runs on one locked thread; the best of three
+// passes.
+func floorPerRecord(data [][]byte, protocol string) time.Duration {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	block, _ := aes.NewCipher(make([]byte, 16))
@@ -133,18 +135,12 @@ func floorPerRecord(data [][]byte) time.Duration {
 	for range 3 {
 		start := time.Now()
 		for off := 0; off < len(data); off += limits.MaxRecordsPerRequest {
-			body = append(body[:0], `{"Records":[`...)
-			for i, d := range data[off:min(off+limits.MaxRecordsPerRequest, len(data))] {
-				if i > 0 {
-					body = append(body, ',')
-				}
-				body = append(body, `{"Data":"`...)
-				body = base64.StdEncoding.AppendEncode(body, d)
-				body = append(body, `","PartitionKey":"`...)
-				body = append(body, key...)
-				body = append(body, `"}`...)
+			batch := data[off:min(off+limits.MaxRecordsPerRequest, len(data))]
+			if protocol == config.ProtocolJSON {
+				body = appendJSONFloorBody(body[:0], batch, key)
+			} else {
+				body = appendCBORFloorBody(body[:0], batch, key)
 			}
-			body = append(body, `],"StreamName":"`+streamName+`"}`...)
 			sum = sha256.Sum256(body)
 			for p := 0; p < len(body); p += 16 << 10 {
 				sealed = gcm.Seal(sealed[:0], nonce, body[p:min(p+16<<10, len(body))], nil)
@@ -154,6 +150,57 @@ func floorPerRecord(data [][]byte) time.Duration {
 	}
 	_ = sum
 	return best / time.Duration(len(data))
+}
+
+// appendJSONFloorBody appends a PutRecords body in JSON, with encoding/base64.
+func appendJSONFloorBody(body []byte, batch [][]byte, key string) []byte {
+	body = append(body, `{"Records":[`...)
+	for i, d := range batch {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"Data":"`...)
+		body = base64.StdEncoding.AppendEncode(body, d)
+		body = append(body, `","PartitionKey":"`...)
+		body = append(body, key...)
+		body = append(body, `"}`...)
+	}
+	return append(body, `],"StreamName":"`+streamName+`"}`...)
+}
+
+// appendCBORFloorBody appends a PutRecords body in CBOR (record data under 64 KiB).
+func appendCBORFloorBody(body []byte, batch [][]byte, key string) []byte {
+	body = append(body, 0xa2, 0x67)
+	body = append(body, "Records"...)
+	body = append(body, 0x99, byte(len(batch)>>8), byte(len(batch)))
+	for _, d := range batch {
+		body = append(body, 0xa2, 0x64)
+		body = append(body, "Data"...)
+		body = append(body, 0x59, byte(len(d)>>8), byte(len(d)))
+		body = append(body, d...)
+		body = append(body, 0x6c)
+		body = append(body, "PartitionKey"...)
+		body = append(body, 0x70) // a text string of 16 bytes, kinesis.KeyLen
+		body = append(body, key...)
+	}
+	body = append(body, 0x6a)
+	body = append(body, "StreamName"...)
+	body = append(body, 0x60|byte(len(streamName)))
+	return append(body, streamName...)
+}
+
+// perfProtocol is PERF_PROTOCOL, the plugin's protocol key: its default when unset.
+func perfProtocol(tb testing.TB) string {
+	tb.Helper()
+	switch v := os.Getenv("PERF_PROTOCOL"); v {
+	case "":
+		return config.DefaultProtocol
+	case config.ProtocolCBOR, config.ProtocolJSON:
+		return v
+	default:
+		tb.Fatalf("PERF_PROTOCOL=%q: want cbor or json", v)
+		return ""
+	}
 }
 
 // sink is a running sink process (sink/main.go).

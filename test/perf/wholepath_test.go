@@ -22,8 +22,11 @@ const (
 
 // BenchmarkWholePath measures the whole path through the real ABI: the C host (test/host) loads
 // the built library and flushes PERF_RECORDS records (default 500,000: PERF_DISTINCT distinct
-// chunks of 5,000, default 10, flushed in turn) from PERF_THREADS threads (default 2, as
-// "workers 2") to the sink over TLS. The CPU counted is the host process's (getrusage, every
+// chunks of 5,000, default 10, flushed in turn) from PERF_THREADS threads (default 1, as
+// "workers 1"), each waiting PERF_GAP_MS (default 40) after every flush as Fluent Bit's worker
+// waits for its next chunk (the Go runtime goes idle in between, which costs it at every flush:
+// back to back, the host understated the plugin's CPU in Fluent Bit by about 1.4 µs per
+// record), to the sink over TLS, in PERF_PROTOCOL (the plugin's default when unset). The CPU counted is the host process's (getrusage, every
 // thread) from the start of the flushes to their end, less the host's own work (reading and wiping
 // the chunks, its output and resident-set sampling); start-up and exit are reported apart. It runs
 // the host PERF_RUNS times (default 3), each after measuring the floor again, prints every run,
@@ -32,8 +35,9 @@ const (
 func BenchmarkWholePath(b *testing.B) {
 	records := envInt(b, "PERF_RECORDS", 500_000)
 	distinct := envInt(b, "PERF_DISTINCT", 10)
-	threads := envInt(b, "PERF_THREADS", 2)
-	gap := time.Duration(envInt0(b, "PERF_GAP_MS", 0)) * time.Millisecond
+	threads := envInt(b, "PERF_THREADS", 1)
+	gap := time.Duration(envInt0(b, "PERF_GAP_MS", 40)) * time.Millisecond
+	protocol := perfProtocol(b)
 	flushes := (records + chunkRecords - 1) / chunkRecords
 	records = flushes * chunkRecords
 	distinct = min(distinct, flushes)
@@ -88,6 +92,7 @@ func BenchmarkWholePath(b *testing.B) {
 			{"stream", streamName},
 			{"endpoint", s.Endpoint},
 			{"workers", strconv.Itoa(threads)},
+			{"protocol", protocol},
 		}},
 	}
 	inputBytes := 0
@@ -99,10 +104,10 @@ func BenchmarkWholePath(b *testing.B) {
 	chunks = nil
 	runtime.GC()
 
-	b.Logf("config: %d records = %d flushes of %d-record chunks (input %s, %s, %d distinct, %.2f MB each on average), %d flush threads, "+
+	b.Logf("config: %d records = %d flushes of %d-record chunks (input %s, %s, %d distinct, %.2f MB each on average), %d flush threads, %v gap, protocol %s, "+
 		"1 instance (region %s, stream %s, endpoint %s, defaults otherwise: random partition keys, append_newline, no compression), "+
 		"TLS sink %s, GOMAXPROCS of the host: default, %d CPUs",
-		records, flushes, chunkRecords, input, chunkFormat, distinct, float64(chunkBytes)/float64(distinct)/1e6, threads,
+		records, flushes, chunkRecords, input, chunkFormat, distinct, float64(chunkBytes)/float64(distinct)/1e6, threads, gap, protocol,
 		region, streamName, s.Endpoint, s.CAFile, runtime.NumCPU())
 
 	runs := envInt(b, "PERF_RUNS", 3)
@@ -110,7 +115,7 @@ func BenchmarkWholePath(b *testing.B) {
 	for range b.N {
 		var perRecords, ratios, peaks []float64
 		for range runs {
-			p, r, peak := wholePathRun(b, host, dir, m, env, s, input, records, inputBytes, floorPerRecord(data))
+			p, r, peak := wholePathRun(b, host, dir, m, env, s, input, records, inputBytes, floorPerRecord(data, protocol))
 			perRecords, ratios, peaks = append(perRecords, p), append(ratios, r), append(peaks, peak)
 		}
 		if runs > 1 {
