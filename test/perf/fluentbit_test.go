@@ -440,8 +440,9 @@ func runFluentBit(b *testing.B, run fbRun) fbResult {
 }
 
 // warmPageCache reads path, so that it is in the page cache when Fluent Bit reads it, as a
-// container's log just written is: tail drops what it read from the cache (posix_fadvise), and
-// reading the file from disk again would weigh on every run, unevenly, as the disk is shared.
+// container's log just written is (tail's File_Cache_Advise is off, or it would drop the file
+// from the cache as it reads: reading it from the shared disk again weighs on every run,
+// unevenly).
 func warmPageCache(tb testing.TB, path string) {
 	tb.Helper()
 	f, err := os.Open(path)
@@ -473,6 +474,7 @@ func fluentBitConfig(run fbRun, in string, port int) string {
     Refresh_Interval 1
     Parser           json
     Mem_Buf_Limit    %s
+    File_Cache_Advise Off
 
 [OUTPUT]
     Match  *
