@@ -717,3 +717,52 @@ func FuzzCBORErrorToJSON(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPutRecordsBody writes the body of 500 container-sized records in each protocol.
+func BenchmarkPutRecordsBody(b *testing.B) {
+	r := rand.New(rand.NewPCG(11, 12))
+	in := &kinesissdk.PutRecordsInput{StreamName: aws.String("s"), Records: make([]types.PutRecordsRequestEntry, 500)}
+	for i := range in.Records {
+		data := make([]byte, 395)
+		for j := range data {
+			data[j] = byte(' ' + r.IntN(90))
+		}
+		in.Records[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(fmt.Sprintf("%016x", r.Uint64()))}
+	}
+	for _, p := range []struct {
+		name     string
+		size     func(*kinesissdk.PutRecordsInput) (int, bool)
+		appendTo func([]byte, *kinesissdk.PutRecordsInput) []byte
+	}{{"protocol=json", putRecordsBodyLen, appendPutRecordsBody}, {"protocol=cbor", putRecordsCBORLen, appendPutRecordsCBOR}} {
+		b.Run(p.name, func(b *testing.B) {
+			n, _ := p.size(in)
+			buf := make([]byte, 0, n)
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				n, _ := p.size(in)
+				buf = p.appendTo(buf[:0], in)
+				if len(buf) != n {
+					b.Fatal("wrong length")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodePutRecordsCBOR reads a 500-record answer in CBOR (BenchmarkDecodePutRecordsOutput
+// reads it in JSON).
+func BenchmarkDecodePutRecordsCBOR(b *testing.B) {
+	body, _, _ := jsonAsCBOR(ok500)
+	b.Run("records=500", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			out, err := decodePutRecordsCBOR(body)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ReleaseResultEntries(out.Records)
+		}
+	})
+}
