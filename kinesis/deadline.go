@@ -14,10 +14,10 @@ import (
 // deadlineClient bounds each request with a deadline on its context, where http.Client.Timeout
 // would start a goroutine and a timer per request (net/http's setRequestCancel). The plugin
 // sends from Fluent Bit's threads, where starting that goroutine, and stopping it when the
-// response arrives, each wake a thread of the Go runtime: about a twelfth of the context
-// switches of a flush. The timeout covers the request and the reading of the response's body, as
-// http.Client.Timeout does, and fails them with the same kind of error: a *url.Error whose
-// Timeout is true, which is not context.DeadlineExceeded (that is the caller's own deadline).
+// response arrives, each wake a thread of the Go runtime. The timeout covers the request and the
+// reading of the response's body, as http.Client.Timeout does, and fails them with the same kind
+// of error: a *url.Error whose Timeout is true, which is not context.DeadlineExceeded (that is the
+// caller's own deadline).
 type deadlineClient struct {
 	client  *http.Client // without Timeout
 	timeout time.Duration

@@ -19,8 +19,8 @@
 // connections that are only read while an answer is awaited (the plugin's own transport), not
 // for connections that wait idle in a read (net/http's transport reads every idle connection).
 //
-// Deadlines work as net.Conn's; a change of deadline, or Close, ends a wait in progress within
-// pollSlice.
+// Deadlines work as net.Conn's: a deadline set while a read or write waits ends it within
+// pollSlice; Close ends it at once.
 //
 // It does not dial (the dial function it wraps does), and knows nothing of TLS or HTTP.
 package pollconn

@@ -8,9 +8,6 @@ import (
 	"time"
 )
 
-// BlockingWait has no use where there is no poll(2).
-var BlockingWait = 100 * time.Millisecond
-
 // DialFunc is the type of net.Dialer.DialContext and of http.Transport.DialContext.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 

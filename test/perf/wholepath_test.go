@@ -24,9 +24,9 @@ const (
 // the built library and flushes PERF_RECORDS records (default 500,000: PERF_DISTINCT distinct
 // chunks of 5,000, default 10, flushed in turn) from PERF_THREADS threads (default 1, as
 // "workers 1"), each waiting PERF_GAP_MS (default 40) after every flush as Fluent Bit's worker
-// waits for its next chunk (the Go runtime goes idle in between, which costs it at every flush:
-// back to back, the host understated the plugin's CPU in Fluent Bit by about 1.4 µs per
-// record), to the sink over TLS, in PERF_PROTOCOL (the plugin's default when unset). The CPU counted is the host process's (getrusage, every
+// waits for its next chunk (the Go runtime goes idle in between, which costs it at every flush;
+// flushed back to back, the plugin looks cheaper than it is in Fluent Bit), to the sink over
+// TLS, in PERF_PROTOCOL (the plugin's default when unset). The CPU counted is the host process's (getrusage, every
 // thread) from the start of the flushes to their end, less the host's own work (reading and wiping
 // the chunks, its output and resident-set sampling); start-up and exit are reported apart. It runs
 // the host PERF_RUNS times (default 3), each after measuring the floor again, prints every run,
