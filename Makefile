@@ -33,7 +33,7 @@ QEMU_ARM64  ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 # Debian's wine64 installs its loader off PATH.
 WINE        ?= /usr/lib/wine/wine64
 
-.PHONY: all build test vet unit e2e e2e-fluent-bit e2e-overload bench bench-latency bench-soak bench-profile clean help dist \
+.PHONY: all build build-debug test vet unit e2e e2e-fluent-bit e2e-overload bench bench-fluent-bit bench-latency bench-soak bench-profile clean help dist \
 	dist-names test-arm64 test-windows
 
 all: build
@@ -65,6 +65,10 @@ $(DIST_DIR)/windows-%/$(PLUGIN_NAME).dll: $(GO_SOURCES)
 	CGO_ENABLED=1 GOOS=windows GOARCH=$* CC=$(CC_windows_$*) \
 		$(GO) build -buildmode=c-shared -trimpath -ldflags "$(LDFLAGS)" -o $@ .
 	rm -f $(@:.dll=.h)
+
+build-debug: ## the library with its symbols and DWARF, for perf: build/debug/kinesis_streams_go.so
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath \
+		-ldflags "-X main.pluginName=$(PLUGIN_NAME)" -o $(BUILD_DIR)/debug/$(PLUGIN_NAME).so .
 
 test: vet unit e2e ## vet, unit tests with the race detector, end-to-end tests
 
@@ -118,6 +122,10 @@ bench: build ## benchmarks with allocations, then the whole path through the C A
 
 bench-latency: build ## real Fluent Bit (FLUENT_BIT), 100,000 lines, a 50 ms sink, workers 1: this plugin beside the C output
 	$(GO) test -count=1 -timeout 20m -run '^$$' -bench BenchmarkFluentBitLatency -benchtime 1x ./test/perf/
+
+bench-fluent-bit: build ## real Fluent Bit (FLUENT_BIT: absolute, or relative to this directory): null, the C output and this plugin, alternating
+	@[ -n "$$FLUENT_BIT" ] || { echo "bench-fluent-bit: set FLUENT_BIT to a fluent-bit binary"; exit 2; }
+	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 60m -run '^$$' -bench BenchmarkFluentBit -benchtime 1x ./test/perf/
 
 bench-soak: build ## the whole path with 2,000,000 records: fails if the resident set grows
 	PERF_RECORDS=2000000 PERF_RUNS=1 $(GO) test -count=1 -timeout 5m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/

@@ -14,6 +14,7 @@ require (
 	github.com/lestrrat-go/strftime v1.2.0
 	github.com/segmentio/asm v1.2.1
 	github.com/tinylib/msgp v1.6.5
+	golang.org/x/sys v0.50.0
 	google.golang.org/protobuf v1.36.12
 	gopkg.in/yaml.v3 v3.0.1
 )
@@ -32,5 +33,4 @@ require (
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	github.com/ugorji/go/codec v1.1.7 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 )

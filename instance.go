@@ -105,6 +105,7 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 		UseFIPSEndpoint:      cfg.UseFIPSEndpoint,
 		UseDualStackEndpoint: cfg.UseDualStackEndpoint,
 		MaxConns:             cfg.MaxInFlight,
+		Protocol:             cfg.Protocol,
 	})
 	if err != nil {
 		log.Error(err.Error())

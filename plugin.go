@@ -44,6 +44,7 @@ func FLBPluginRegister(def unsafe.Pointer) int {
 //export FLBPluginInit
 func FLBPluginInit(plugin unsafe.Pointer) (rc int) {
 	defer recoverExport("init", &rc)
+	raiseMmapThreshold()
 	host := attachHost(plugin) // nil outside Fluent Bit
 	name := instances.nextName()
 	if n := host.name(); n != "" {

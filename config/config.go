@@ -55,6 +55,7 @@ var Keys = []string{
 	"profile",
 	"auto_retry_requests",
 	"http_request_timeout",
+	"protocol",
 	"time_key",
 	"time_key_format",
 	"log_key",
@@ -77,6 +78,7 @@ var Keys = []string{
 const (
 	DefaultAutoRetryRequests  = true
 	DefaultHTTPRequestTimeout = 60 * time.Second
+	DefaultProtocol           = ProtocolCBOR
 	DefaultTimeKeyFormat      = "%Y-%m-%dT%H:%M:%S"
 	DefaultAppendNewline      = true
 	DefaultCompression        = compress.None
@@ -111,6 +113,14 @@ const (
 const (
 	MinMaxInFlight = 1
 	MaxMaxInFlight = 256
+)
+
+// Protocols of PutRecords on the wire (protocol).
+const (
+	// ProtocolCBOR: application/x-amz-cbor-1.1, each record's data as raw bytes.
+	ProtocolCBOR = "cbor"
+	// ProtocolJSON: application/x-amz-json-1.1, each record's data in base64, a third larger.
+	ProtocolJSON = "json"
 )
 
 // Bounds of max_record_size. Kinesis accepts records of up to 1 MiB by
@@ -150,6 +160,7 @@ type Config struct {
 	Profile            string
 	AutoRetryRequests  bool
 	HTTPRequestTimeout time.Duration
+	Protocol           string // ProtocolCBOR or ProtocolJSON
 	TimeKey            string
 	TimeKeyFormat      string
 	TimeFormat         *timefmt.Formatter // TimeKeyFormat, compiled
@@ -207,6 +218,7 @@ func Parse(g Getter) (Config, error) {
 		Profile:              p.get("profile"),
 		AutoRetryRequests:    p.boolean("auto_retry_requests", DefaultAutoRetryRequests),
 		HTTPRequestTimeout:   p.duration("http_request_timeout", DefaultHTTPRequestTimeout),
+		Protocol:             p.protocol("protocol"),
 		TimeKey:              p.get("time_key"),
 		LogKey:               p.get("log_key"),
 		DataKeys:             p.names("data_keys"),
@@ -294,6 +306,7 @@ func (c Config) String() string {
 	add("profile", c.Profile)
 	add("auto_retry_requests", strconv.FormatBool(c.AutoRetryRequests))
 	add("http_request_timeout", c.HTTPRequestTimeout.String())
+	add("protocol", c.Protocol)
 	add("time_key", c.TimeKey)
 	if c.TimeKey != "" {
 		add("time_key_format", c.TimeKeyFormat)
@@ -399,6 +412,21 @@ func (p *parser) compression(key string) compress.Kind {
 		return DefaultCompression
 	}
 	return k
+}
+
+// protocol accepts cbor or json, in any case; unset is DefaultProtocol.
+func (p *parser) protocol(key string) string {
+	switch v := p.get(key); strings.ToLower(v) {
+	case "":
+		return DefaultProtocol
+	case ProtocolCBOR:
+		return ProtocolCBOR
+	case ProtocolJSON:
+		return ProtocolJSON
+	default:
+		p.invalid(key, v, "cbor or json")
+		return DefaultProtocol
+	}
 }
 
 func (p *parser) required(key string) string {

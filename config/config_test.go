@@ -36,6 +36,7 @@ func TestParseDefaults(t *testing.T) {
 		Stream:             "logs",
 		AutoRetryRequests:  true,
 		HTTPRequestTimeout: 60 * time.Second,
+		Protocol:           "cbor",
 		TimeKeyFormat:      "%Y-%m-%dT%H:%M:%S",
 		AppendNewline:      true,
 		MaxRecordSize:      MaxRecordSizeAuto,
@@ -112,6 +113,10 @@ func TestParseValid(t *testing.T) {
 		{"summary_interval seconds", with("summary_interval", "300"), func(c Config) any { return c.SummaryInterval }, 5 * time.Minute},
 		{"summary_interval off", with("summary_interval", "Off"), func(c Config) any { return c.SummaryInterval }, time.Duration(0)},
 		{"summary_interval 0", with("summary_interval", "0"), func(c Config) any { return c.SummaryInterval }, time.Duration(0)},
+		{"protocol default", base(), func(c Config) any { return c.Protocol }, DefaultProtocol},
+		{"protocol cbor", with("protocol", "cbor"), func(c Config) any { return c.Protocol }, ProtocolCBOR},
+		{"protocol json, upper case, spaces", with("protocol", " JSON "), func(c Config) any { return c.Protocol }, ProtocolJSON},
+		{"protocol blank is the default", with("protocol", " "), func(c Config) any { return c.Protocol }, DefaultProtocol},
 		{"time_key", with("time_key", "@timestamp"), func(c Config) any { return c.TimeKey }, "@timestamp"},
 		{"time_key_format", with("time_key_format", "%s.%3N"), func(c Config) any { return c.TimeKeyFormat }, "%s.%3N"},
 		{"time_key_format compiled", with("time_key_format", "%Y %L"),
@@ -327,6 +332,8 @@ func TestParseInvalid(t *testing.T) {
 			bad("partition_key", "a ->  -> b", wantKeyPath+": record: malformed key path: key 2 of 3 is empty")},
 		{"partition_key arrow only", with("partition_key", " -> "),
 			bad("partition_key", "->", wantKeyPath+": record: malformed key path: key 1 of 2 is empty")},
+		{"protocol xml", with("protocol", "xml"), `config: invalid "protocol" value "xml": want cbor or json`},
+		{"protocol json-1.1", with("protocol", " json-1.1"), `config: invalid "protocol" value "json-1.1": want cbor or json`},
 		{"compression lz4", with("compression", "lz4"), `config: invalid "compression" value "lz4": want none, gzip, zlib or zstd`},
 		{"compression snappy", with("compression", " Snappy "), `config: invalid "compression" value "Snappy": want none, gzip, zlib or zstd`},
 		{"compression off", with("compression", "off"), `config: invalid "compression" value "off": want none, gzip, zlib or zstd`},
@@ -402,6 +409,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 		"data_keys":            ",",
 		"partition_key":        "a->",
 		"compression":          "lz4",
+		"protocol":             "smoke signals",
 		"aggregation":          "maybe",
 		"simple_aggregation":   "on",
 	})
@@ -421,14 +429,15 @@ func TestParseReportsEveryProblem(t *testing.T) {
 		`invalid "data_keys" value ","`,
 		`invalid "partition_key" value "a->"`,
 		`config: invalid "compression" value "lz4": want none, gzip, zlib or zstd`,
+		`config: invalid "protocol" value "smoke signals": want cbor or json`,
 		`invalid "aggregation" value "maybe"`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not say %s:\n%s", want, msg)
 		}
 	}
-	if n := strings.Count(msg, "\n") + 1; n != 12 {
-		t.Errorf("error has %d lines, want 12:\n%s", n, msg)
+	if n := strings.Count(msg, "\n") + 1; n != 13 {
+		t.Errorf("error has %d lines, want 13:\n%s", n, msg)
 	}
 	if strings.Contains(msg, "s3cr3t") {
 		t.Errorf("error shows the external ID:\n%s", msg)
@@ -446,31 +455,31 @@ func TestString(t *testing.T) {
 		want string
 	}{
 		{"defaults", base(),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true max_record_size=auto max_in_flight=16"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor append_newline=true max_record_size=auto max_in_flight=16"},
 		{"everything", MapGetter{
 			"region": "eu-west-1", "stream": "arn:aws:kinesis:eu-west-1:123456789012:stream/s",
 			"endpoint": "localhost:4567", "sts_endpoint": "http://sts:80",
 			"role_arn": "arn:aws:iam::123456789012:role/r", "external_id": "s3cr3t-value",
-			"profile": "prod", "auto_retry_requests": "off", "http_request_timeout": "90",
+			"profile": "prod", "auto_retry_requests": "off", "http_request_timeout": "90", "protocol": "JSON",
 			"time_key": "ts", "time_key_format": "%Y %3N", "append_newline": "no", "max_record_size": "5M",
 			"data_keys": " log, kubernetes ", "replace_dots": "_",
 			"partition_key": " kubernetes -> pod_name ", "compression": "GZIP", "simple_aggregation": "off", "aggregation": "on",
 			"startup_check": "Fail", "use_fips_endpoint": "yes", "use_dualstack_endpoint": "off",
 		}, "region=eu-west-1 stream=arn:aws:kinesis:eu-west-1:123456789012:stream/s endpoint=https://localhost:4567 " +
 			"sts_endpoint=http://sts:80 role_arn=arn:aws:iam::123456789012:role/r external_id=(set) profile=prod " +
-			"auto_retry_requests=false http_request_timeout=1m30s time_key=ts time_key_format=\"%Y %3N\" " +
+			"auto_retry_requests=false http_request_timeout=1m30s protocol=json time_key=ts time_key_format=\"%Y %3N\" " +
 			"data_keys=log,kubernetes replace_dots=_ append_newline=false partition_key=kubernetes->pod_name " +
 			"compression=gzip aggregation=true max_record_size=5242880 max_in_flight=16 startup_check=fail use_fips_endpoint=true use_dualstack_endpoint=false"},
 		{"aggregation, compression none", with("aggregation", "yes", "compression", "none"),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true aggregation=true max_record_size=auto max_in_flight=16"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor append_newline=true aggregation=true max_record_size=auto max_in_flight=16"},
 		{"partition_key with a space", with("partition_key", "kubernetes->pod name", "compression", "zstd"),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s append_newline=true " +
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor append_newline=true " +
 				`partition_key="kubernetes->pod name" compression=zstd max_record_size=auto max_in_flight=16`},
 		{"data_keys with a space, replace_dots with a quote", with("data_keys", "a b,c", "replace_dots", `"`),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s data_keys=\"a b,c\" " +
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor data_keys=\"a b,c\" " +
 				`replace_dots="\"" append_newline=true max_record_size=auto max_in_flight=16`},
 		{"log_key", with("log_key", "message"),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s log_key=message append_newline=true max_record_size=auto max_in_flight=16"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor log_key=message append_newline=true max_record_size=auto max_in_flight=16"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,6 +99,8 @@ type Options struct {
 	// own) or "std" (net/http's). "" means the environment variable
 	// KINESIS_STREAMS_GO_HTTP_TRANSPORT, and "sync" when that is unset or empty.
 	HTTPTransport string
+	// Protocol is how PutRecords travels: ProtocolCBOR or ProtocolJSON; "" means ProtocolJSON.
+	Protocol string
 	// MaxConns is how many requests the caller may have in flight at once: the client keeps as
 	// many idle connections per endpoint (at least the SDK's 10), so that none is closed after a
 	// request only to be opened again, TLS handshake included, for the next.
@@ -118,6 +120,17 @@ type Options struct {
 	// dial, when set, opens the client's connections, for tests that give a name an address.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
+
+// Protocols of PutRecords (Options.Protocol). Responses are read in either, as their
+// Content-Type says, whichever was sent.
+const (
+	// ProtocolCBOR sends application/x-amz-cbor-1.1 (the AWS SDK for Java's default for
+	// Kinesis): each record's data as raw bytes.
+	ProtocolCBOR = "cbor"
+	// ProtocolJSON sends application/x-amz-json-1.1 (the AWS SDK for Go's and the C plugin's):
+	// each record's data in base64, a third larger to hash, encrypt and send.
+	ProtocolJSON = "json"
+)
 
 // API is the part of the SDK client that Client uses.
 type API interface {
@@ -170,6 +183,9 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	if o.Stream == "" {
 		return nil, errors.New(`kinesis: "stream" is required`)
 	}
+	if o.Protocol != "" && o.Protocol != ProtocolCBOR && o.Protocol != ProtocolJSON {
+		return nil, fmt.Errorf("kinesis: invalid protocol %q: want %q or %q", o.Protocol, ProtocolCBOR, ProtocolJSON)
+	}
 	timeout := o.HTTPTimeout
 	if timeout <= 0 {
 		timeout = DefaultHTTPTimeout
@@ -219,11 +235,16 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	// it makes itself and which go through that transport.
 	c := &Client{transport: string(mode), opts: o, sources: sources}
 	c.opts.ExternalID = ""
+	c.bodies.CBOR = o.Protocol == ProtocolCBOR
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		tr := b.GetTransport() // a copy
 		if o.MaxConns > tr.MaxIdleConnsPerHost {
 			tr.MaxIdleConnsPerHost = o.MaxConns
 			tr.MaxIdleConns = max(tr.MaxIdleConns, o.MaxConns)
+		}
+		if mode == transport.ModeSync {
+			// net/http's transport reads every idle connection, which would hold a thread each.
+			pollDirectConns(tr, o)
 		}
 		st := transport.New(tr, transport.WithMode(mode))
 		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
@@ -232,6 +253,7 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 	if o.httpClient != nil {
 		cfg.HTTPClient = o.httpClient
 	}
+	cfg.HTTPClient = withRequestDeadline(cfg.HTTPClient)
 
 	if o.RoleARN != "" {
 		stsClient := sts.NewFromConfig(cfg, func(so *sts.Options) {

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/encoding/cbor"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 )
@@ -76,11 +77,21 @@ func (h *signingHTTP) Do(r *http.Request) (*http.Response, error) {
 		return nil, &netError{}
 	}
 
+	rec := httptest.NewRecorder()
+	if r.Header.Get("Content-Type") == "application/x-amz-cbor-1.1" {
+		v, err := cbor.Decode(body)
+		if err != nil {
+			h.t.Errorf("decode body: %v", err)
+		}
+		m, _ := v.(cbor.Map)
+		recs, _ := m["Records"].(cbor.List)
+		writeCBORResult(rec, make([]string, len(recs)))
+		return rec.Result(), nil
+	}
 	var in struct{ Records []json.RawMessage }
 	if err := json.Unmarshal(body, &in); err != nil {
 		h.t.Errorf("decode body: %v", err)
 	}
-	rec := httptest.NewRecorder()
 	writeResult(rec, make([]string, len(in.Records)))
 	return rec.Result(), nil
 }
@@ -121,9 +132,16 @@ func withSDKSerializer(o *kinesissdk.Options) {
 // HTTP client received.
 func sendOnce(t *testing.T, stream string, entries []Entry, hangUps int, autoRetry bool, extra ...func(*kinesissdk.Options)) []sentRequest {
 	t.Helper()
+	return sendOnceWith(t, Options{Stream: stream, AutoRetry: autoRetry}, entries, hangUps, extra...)
+}
+
+// sendOnceWith is sendOnce with the client's options (region and endpoint set for it).
+func sendOnceWith(t *testing.T, o Options, entries []Entry, hangUps int, extra ...func(*kinesissdk.Options)) []sentRequest {
+	t.Helper()
 	h := &signingHTTP{t: t, hangUps: hangUps}
 	extra = append([]func(*kinesissdk.Options){func(o *kinesissdk.Options) { o.HTTPClient = h }}, extra...)
-	c, err := newClient(context.Background(), Options{Region: "us-east-1", Stream: stream, Endpoint: "https://kinesis.test", AutoRetry: autoRetry}, extra...)
+	o.Region, o.Endpoint = "us-east-1", "https://kinesis.test"
+	c, err := newClient(context.Background(), o, extra...)
 	if err != nil {
 		t.Fatalf("newClient: %v", err)
 	}

@@ -17,10 +17,10 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/flbhost"
 )
 
-// TestDeliversEveryRecord runs two instances, each to its own stream, each
-// flushed from two threads at once with chunks in every encoding (and one
-// chunk of big records that cannot go 500 to a request), through a proxy that
-// enforces Kinesis's request limits. Every flush must return FLB_OK and every
+// TestDeliversEveryRecord runs two instances, each to its own stream, one in
+// each protocol (CBOR, JSON), each flushed from two threads at once with
+// chunks in every encoding (and one chunk of big records that cannot go 500
+// to a request), through a proxy that enforces Kinesis's request limits. Every flush must return FLB_OK and every
 // record must reach its instance's stream exactly once, byte for byte.
 // AWS_CA_BUNDLE is set, as on the machines that set it.
 //
@@ -59,13 +59,15 @@ func TestDeliversEveryRecord(t *testing.T) {
 			{"endpoint", proxy.URL},
 		}
 		if i == 1 {
-			// Fluent Bit's property lookup ignores case.
+			// Fluent Bit's property lookup ignores case. Instance 0 sends CBOR (the
+			// default), this one JSON: every record read back, in both protocols.
 			props = flbhost.Instance{
 				{"Region", "us-east-1"},
 				{"STREAM", streams[i]},
 				{"Endpoint", proxy.URL},
 				{"Auto_Retry_Requests", "On"},
 				{"append_newline", "true"},
+				{"Protocol", "json"},
 			}
 		}
 		m.Instances = append(m.Instances, props)

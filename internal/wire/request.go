@@ -27,8 +27,14 @@ const (
 //
 // The SDK's serializer grows each body from zero by appends and copies it once more at the end,
 // which for a request of a few hundred KB is most of what a request allocates. This one computes
-// the exact size first and writes the JSON once, the base64 straight into the body.
-type RequestBodies struct{ pool sync.Pool } // *[]byte
+// the exact size first and writes the body once: JSON with the base64 of each record's data
+// written straight into it, or, with CBOR set, Kinesis's CBOR protocol, the data as it is.
+type RequestBodies struct {
+	// CBOR sends PutRecords in CBOR (application/x-amz-cbor-1.1) instead of JSON. Set it before
+	// Install.
+	CBOR bool
+	pool sync.Pool // *[]byte
+}
 
 // Install is an APIOptions function: it wraps the operation serializer of the stack so that a
 // PutRecords request is serialized by putRecordsSerializer, and every other request by the SDK.
@@ -42,7 +48,8 @@ func (b *RequestBodies) Install(stack *middleware.Stack) error {
 }
 
 // putRecordsSerializer serializes a *kinesissdk.PutRecordsInput into a pooled body, and hands any
-// other input (or a PutRecords input with fields this client never sets) to the SDK's serializer.
+// other input (or a PutRecords input with fields this client never sets) to the SDK's serializer,
+// which writes JSON.
 type putRecordsSerializer struct {
 	sdk    middleware.SerializeMiddleware
 	bodies *RequestBodies
@@ -61,7 +68,11 @@ func (m *putRecordsSerializer) HandleSerialize(ctx context.Context, in middlewar
 	if !ok || !isHTTP {
 		return m.sdk.HandleSerialize(ctx, in, next)
 	}
-	size, ok := putRecordsBodyLen(input)
+	bodyLen, appendBody, contentType := putRecordsBodyLen, appendPutRecordsBody, jsonContentType
+	if m.bodies.CBOR {
+		bodyLen, appendBody, contentType = putRecordsCBORLen, appendPutRecordsCBOR, cborContentType
+	}
+	size, ok := bodyLen(input)
 	if !ok {
 		return m.sdk.HandleSerialize(ctx, in, next)
 	}
@@ -73,7 +84,7 @@ func (m *putRecordsSerializer) HandleSerialize(ctx context.Context, in middlewar
 	if cap(*bp) < size {
 		*bp = make([]byte, 0, size)
 	}
-	body := appendPutRecordsBody((*bp)[:0], input)
+	body := appendBody((*bp)[:0], input)
 	if len(body) != size {
 		m.bodies.pool.Put(bp)
 		return middleware.SerializeOutput{}, middleware.Metadata{},
@@ -85,7 +96,7 @@ func (m *putRecordsSerializer) HandleSerialize(ctx context.Context, in middlewar
 		req.URL.Path = "/"
 	}
 	req.Header.Set("X-Amz-Target", putRecordsTarget)
-	req.Header.Set("Content-Type", jsonContentType)
+	req.Header.Set("Content-Type", contentType)
 	// A seekable stream: signing hashes it, and a retry rewinds and sends it again.
 	sreq, err := req.SetStream(bytes.NewReader(body))
 	if err != nil {

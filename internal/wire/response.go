@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -25,8 +26,9 @@ import (
 const operationDeserializerID = "OperationDeserializer"
 
 // InstallResponseDecoder is an APIOptions function: it wraps the operation deserializer of the
-// stack so that a successful PutRecords response is decoded by putRecordsDecoder, and every other
-// response (errors included, whatever the operation) by the SDK.
+// stack so that a successful PutRecords response is decoded by putRecordsDecoder, in JSON or CBOR
+// as its Content-Type says, and every other response (errors included, whatever the operation) by
+// the SDK, an error in CBOR rewritten as JSON first.
 //
 // The SDK decodes through its generic schema-driven JSON reader, a few allocations per value, a
 // noticeable share of the CPU for a 500-record response; the response is flat and known, and read
@@ -126,6 +128,9 @@ func (m *putRecordsDecoder) HandleDeserialize(ctx context.Context, in middleware
 	out, md, err = next.HandleDeserialize(ctx, in)
 	resp, ok := out.RawResponse.(*smithyhttp.Response)
 	if err != nil || !ok || resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		if err == nil && ok && isCBOR(resp.Header.Get("Content-Type")) {
+			cborErrorAsJSON(resp)
+		}
 		// The SDK's own handling of failures, from the response already received.
 		return m.sdk.HandleDeserialize(ctx, in, replayHandler{out, md, err})
 	}
@@ -139,12 +144,39 @@ func (m *putRecordsDecoder) HandleDeserialize(ctx context.Context, in middleware
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return out, md, &smithy.DeserializationError{Err: fmt.Errorf("failed to read response body: %w", err)}
 	}
-	result, err := decodePutRecordsOutput(buf.Bytes())
+	decode := decodePutRecordsOutput
+	if isCBOR(resp.Header.Get("Content-Type")) {
+		decode = decodePutRecordsCBOR
+	}
+	result, err := decode(buf.Bytes())
 	if err != nil {
 		return out, md, &smithy.DeserializationError{Err: err, Snapshot: bytes.Clone(buf.Bytes())}
 	}
 	out.Result = result
 	return out, md, nil
+}
+
+// maxErrorBody bounds the error answer read to be rewritten as JSON: Kinesis's are a few hundred
+// bytes.
+const maxErrorBody = 1 << 20
+
+// cborErrorAsJSON replaces the CBOR body of an error answer by its JSON (cborErrorToJSON), which
+// the SDK's error deserializer reads, so that a CBOR error becomes the same API error as its JSON
+// counterpart. A body it cannot read is replaced by an empty one: the SDK then makes the error of
+// the X-Amzn-ErrorType header, or of the HTTP status.
+func cborErrorAsJSON(resp *smithyhttp.Response) {
+	var body []byte
+	if resp.Body != nil {
+		body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
+		resp.Body.Close()
+	}
+	js, err := cborErrorToJSON(body)
+	if err != nil || len(body) > maxErrorBody {
+		js = nil
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(js))
+	resp.ContentLength = int64(len(js))
+	resp.Header.Set("Content-Type", jsonContentType)
 }
 
 // replayHandler returns what the rest of the stack already returned.

@@ -19,15 +19,24 @@ import (
 
 // cannedHTTP answers every request with one response.
 type cannedHTTP struct {
-	status int
-	body   string
-	closed *bool
+	status      int
+	body        string
+	closed      *bool
+	contentType string      // jsonContentType when ""
+	header      http.Header // more headers
 }
 
 func (h cannedHTTP) Do(req *http.Request) (*http.Response, error) {
+	header := http.Header{"Content-Type": {jsonContentType}, "X-Amzn-Requestid": {"req-1"}}
+	if h.contentType != "" {
+		header.Set("Content-Type", h.contentType)
+	}
+	for k, v := range h.header {
+		header[k] = v
+	}
 	return &http.Response{
 		StatusCode: h.status, Status: http.StatusText(h.status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        http.Header{"Content-Type": {jsonContentType}, "X-Amzn-Requestid": {"req-1"}},
+		Header:        header,
 		Body:          &closeTracker{Reader: strings.NewReader(h.body), closed: h.closed},
 		ContentLength: int64(len(h.body)), Request: req,
 	}, nil
@@ -92,49 +101,54 @@ func describeOutput(out *kinesissdk.PutRecordsOutput) string {
 	return b.String()
 }
 
+// ok500 is a response accepting 500 records.
+var ok500 = `{"FailedRecordCount":0,"Records":[` + strings.Repeat(`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000000"},`, 499) +
+	`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588899","ShardId":"shardId-000000000001"}],"EncryptionType":"KMS"}`
+
+// responseCases are PutRecords response bodies in JSON, and whether the SDK rejects them.
+var responseCases = []struct {
+	name    string
+	body    string
+	wantErr bool
+}{
+	{name: "success", body: `{"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","ShardId":"shardId-000000000000"}]}`},
+	{name: "500 records", body: ok500},
+	{name: "partial failure", body: `{"FailedRecordCount":2,"Records":[` +
+		`{"SequenceNumber":"1","ShardId":"shardId-000000000003"},` +
+		`{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000001 in stream s under account 123456789012."},` +
+		`{"ErrorCode":"InternalFailure","ErrorMessage":"Internal service failure."}],"EncryptionType":"NONE"}`},
+	{name: "unicode and escapes", body: `{"FailedRecordCount":1,"Records":[{"ErrorCode":"KMSThrottlingException",` +
+		`"ErrorMessage":"\u00e9t\u00e9 \"quoted\" \\ \/ \n\t\ud83d\ude00 \u2028 日本語 😀","ShardId":"shard\u002d1"}]}`},
+	{name: "invalid UTF-8", body: "{\"Records\":[{\"ErrorCode\":\"E\",\"ErrorMessage\":\"bad \xff\xfe utf-8 \xe2\x82\"}]}"},
+	{name: "lone surrogate", body: `{"Records":[{"ErrorCode":"E","ErrorMessage":"\ud800 lone \udfff"}]}`},
+	{name: "whitespace and member order", body: " \n{ \"Records\" : [ { \"ShardId\" : \"a\" , \"SequenceNumber\" : \"2\" } ] ,\r\n\t\"FailedRecordCount\" : 0 } \n"},
+	{name: "missing fields", body: `{"Records":[{},{"ShardId":"s"}]}`},
+	{name: "nulls", body: `{"FailedRecordCount":null,"EncryptionType":null,"Records":[null,{"ErrorCode":null,"ShardId":null}]}`},
+	{name: "null records", body: `{"FailedRecordCount":0,"Records":null}`},
+	{name: "empty records", body: `{"FailedRecordCount":0,"Records":[]}`},
+	{name: "empty object", body: `{}`},
+	{name: "unknown members", body: `{"Extra":{"a":[1,2.5e3,true,false,null,"x\"]"],"b":{}},"Records":[{"New":[[]],"ShardId":"s","More":-1}],"Tail":"t"}`},
+	// Near the shape acceptedEntry reads, but not it: the general path must read them.
+	{name: "accepted shape with escapes", body: `{"Records":[{"SequenceNumber":"4\u0039","ShardId":"s"},{"SequenceNumber":"1","ShardId":"shard\u002d1"},{"SequenceNumber":"1","ShardId":"a\"b"}]}`},
+	{name: "accepted shape with more", body: `{"Records":[{"SequenceNumber":"1","ShardId":"s","ErrorCode":"E"},{"SequenceNumber":"1","ShardId":"s" },{"SequenceNumber":"1" ,"ShardId":"s"}]}`},
+	{name: "accepted shape cut", body: `{"Records":[{"SequenceNumber":"1","ShardId":"s"`, wantErr: true},
+	{name: "control character in number", body: "{\"Records\":[{\"SequenceNumber\":\"1\x01\",\"ShardId\":\"s\"}]}", wantErr: true},
+	{name: "control character in shard", body: "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"s\t\"}]}", wantErr: true},
+	{name: "bad escape before brace", body: `{"Records":[{"SequenceNumber":"1","ShardId":"a\}"}]}`, wantErr: true},
+	{name: "control character before brace", body: "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"a\x01},{\"ShardId\":\"b\"}]}", wantErr: true},
+	{name: "not an object", body: `[]`, wantErr: true},
+	{name: "truncated", body: `{"FailedRecordCount":0,"Records":[{"ShardId":"s"`, wantErr: true},
+	{name: "records not an array", body: `{"Records":{"ShardId":"s"}}`, wantErr: true},
+	{name: "count not a number", body: `{"FailedRecordCount":"1","Records":[]}`, wantErr: true},
+	{name: "shard not a string", body: `{"Records":[{"ShardId":1}]}`, wantErr: true},
+	{name: "bad escape", body: `{"Records":[{"ShardId":"\q"}]}`, wantErr: true},
+}
+
 // TestPutRecordsDecoderMatchesSDK decodes real-shaped responses with our decoder and the SDK's,
 // and wants the same output (but SequenceNumber, which ours leaves nil), or an error from both.
 func TestPutRecordsDecoderMatchesSDK(t *testing.T) {
 	t.Parallel()
-	ok500 := `{"FailedRecordCount":0,"Records":[` + strings.Repeat(`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000000"},`, 499) +
-		`{"SequenceNumber":"49590338271490256608559692538361571095921575989136588899","ShardId":"shardId-000000000001"}],"EncryptionType":"KMS"}`
-	tests := []struct {
-		name    string
-		body    string
-		wantErr bool
-	}{
-		{name: "success", body: `{"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","ShardId":"shardId-000000000000"}]}`},
-		{name: "500 records", body: ok500},
-		{name: "partial failure", body: `{"FailedRecordCount":2,"Records":[` +
-			`{"SequenceNumber":"1","ShardId":"shardId-000000000003"},` +
-			`{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000001 in stream s under account 123456789012."},` +
-			`{"ErrorCode":"InternalFailure","ErrorMessage":"Internal service failure."}],"EncryptionType":"NONE"}`},
-		{name: "unicode and escapes", body: `{"FailedRecordCount":1,"Records":[{"ErrorCode":"KMSThrottlingException",` +
-			`"ErrorMessage":"\u00e9t\u00e9 \"quoted\" \\ \/ \n\t\ud83d\ude00 \u2028 日本語 😀","ShardId":"shard\u002d1"}]}`},
-		{name: "invalid UTF-8", body: "{\"Records\":[{\"ErrorCode\":\"E\",\"ErrorMessage\":\"bad \xff\xfe utf-8 \xe2\x82\"}]}"},
-		{name: "lone surrogate", body: `{"Records":[{"ErrorCode":"E","ErrorMessage":"\ud800 lone \udfff"}]}`},
-		{name: "whitespace and member order", body: " \n{ \"Records\" : [ { \"ShardId\" : \"a\" , \"SequenceNumber\" : \"2\" } ] ,\r\n\t\"FailedRecordCount\" : 0 } \n"},
-		{name: "missing fields", body: `{"Records":[{},{"ShardId":"s"}]}`},
-		{name: "nulls", body: `{"FailedRecordCount":null,"EncryptionType":null,"Records":[null,{"ErrorCode":null,"ShardId":null}]}`},
-		{name: "null records", body: `{"FailedRecordCount":0,"Records":null}`},
-		{name: "empty records", body: `{"FailedRecordCount":0,"Records":[]}`},
-		{name: "empty object", body: `{}`},
-		{name: "unknown members", body: `{"Extra":{"a":[1,2.5e3,true,false,null,"x\"]"],"b":{}},"Records":[{"New":[[]],"ShardId":"s","More":-1}],"Tail":"t"}`},
-		// Near the shape acceptedEntry reads, but not it: the general path must read them.
-		{name: "accepted shape with escapes", body: `{"Records":[{"SequenceNumber":"4\u0039","ShardId":"s"},{"SequenceNumber":"1","ShardId":"shard\u002d1"},{"SequenceNumber":"1","ShardId":"a\"b"}]}`},
-		{name: "accepted shape with more", body: `{"Records":[{"SequenceNumber":"1","ShardId":"s","ErrorCode":"E"},{"SequenceNumber":"1","ShardId":"s" },{"SequenceNumber":"1" ,"ShardId":"s"}]}`},
-		{name: "accepted shape cut", body: `{"Records":[{"SequenceNumber":"1","ShardId":"s"`, wantErr: true},
-		{name: "control character in number", body: "{\"Records\":[{\"SequenceNumber\":\"1\x01\",\"ShardId\":\"s\"}]}", wantErr: true},
-		{name: "control character in shard", body: "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"s\t\"}]}", wantErr: true},
-		{name: "bad escape before brace", body: `{"Records":[{"SequenceNumber":"1","ShardId":"a\}"}]}`, wantErr: true},
-		{name: "control character before brace", body: "{\"Records\":[{\"SequenceNumber\":\"1\",\"ShardId\":\"a\x01},{\"ShardId\":\"b\"}]}", wantErr: true},
-		{name: "not an object", body: `[]`, wantErr: true},
-		{name: "truncated", body: `{"FailedRecordCount":0,"Records":[{"ShardId":"s"`, wantErr: true},
-		{name: "records not an array", body: `{"Records":{"ShardId":"s"}}`, wantErr: true},
-		{name: "count not a number", body: `{"FailedRecordCount":"1","Records":[]}`, wantErr: true},
-		{name: "shard not a string", body: `{"Records":[{"ShardId":1}]}`, wantErr: true},
-		{name: "bad escape", body: `{"Records":[{"ShardId":"\q"}]}`, wantErr: true},
-	}
+	tests := responseCases
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			want, wantErr := putRecordsRaw(t, cannedHTTP{status: 200, body: tt.body}, false)

@@ -20,6 +20,10 @@
  *                              buffer) by its thread, DELAY_MS later, after the
  *                              thread's other pending jobs, up to MAX more times
  *                              (default 0: never)
+ *   gap MS                     each flush thread sleeps MS after every flush, as
+ *                              Fluent Bit's worker waits for the next chunk:
+ *                              the Go runtime then goes idle between flushes
+ *                              (default 0: flushes back to back)
  *   exit MODE                  ctx (default): FLBPluginExitCtx(ctx) per instance
  *                              null: one FLBPluginExitCtx(NULL), as --dry-run
  *                              plugin: FLBPluginExit() per instance
@@ -50,7 +54,7 @@
  *   rss init kb=N              after every Init
  *   rss peak kb=N after=K      the peak while the flush threads ran (sampled
  *                              every 2 ms), seen after K flushes had ended
- *   usage flush user_us=N sys_us=N host_us=N maxrss_kb=N
+ *   usage flush user_us=N sys_us=N host_us=N maxrss_kb=N csw=N
  *                              after the flush threads joined (only when there
  *                              were jobs): the process's CPU time (getrusage,
  *                              every thread, the Go runtime's included) from
@@ -60,7 +64,10 @@
  *                              freeing chunks, its output lines and resident
  *                              set samples, by thread CPU clocks); maxrss_kb,
  *                              ru_maxrss, which Linux carries across exec (it
- *                              includes the parent's peak: see "rss peak")
+ *                              includes the parent's peak: see "rss peak");
+ *                              csw, the voluntary context switches of every
+ *                              thread but the sampler's: one per thread that
+ *                              sleeps and wakes up again
  *   unregister
  *   done
  * The host exits 0 when it ran the whole manifest, whatever the plugin
@@ -144,11 +151,14 @@ static int njobs;
 static int nthreads;
 static int reflush_max;
 static int reflush_delay_ms;
+static int gap_ms;
 static flush_ctx_fn flush_ctx;
 static pthread_barrier_t start;
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 /* CPU time the flush threads spent on the host's own work, in µs (under out_mu). */
 static long long host_cpu_us;
+/* Context switches of the resident-set sampler, the host's own (under out_mu). */
+static long host_csw;
 
 static void fail(int code, const char *fmt, ...)
 {
@@ -336,9 +346,12 @@ static void *rss_sampler(void *arg)
         }
         sleep_ms(2);
     }
-    /* Its reads of /proc are the host's own work, not the plugin's. */
+    /* Its reads of /proc, and its wake-ups, are the host's own work, not the plugin's. */
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
     pthread_mutex_lock(&out_mu);
     host_cpu_us += thread_cpu_us();
+    host_csw += ru.ru_nvcsw;
     pthread_mutex_unlock(&out_mu);
     return NULL;
 }
@@ -418,6 +431,7 @@ static void *flush_thread(void *arg)
         /* Jobs go to the back with increasing due times: the front is due first. */
         sleep_ms(p.due - now_ms());
         rc = run_job(p.job, p.try);
+        sleep_ms(gap_ms);
         if (rc == FLB_RETRY && p.try < reflush_max) {
             struct pending *q = &queue[(head + count) % n];
 
@@ -540,6 +554,9 @@ int main(int argc, char **argv)
             reflush_max = to_int(next_word(&s, lineno), lineno);
             reflush_delay_ms = to_int(next_word(&s, lineno), lineno);
         }
+        else if (strcmp(word, "gap") == 0) {
+            gap_ms = to_int(next_word(&s, lineno), lineno);
+        }
         else if (strcmp(word, "exit") == 0) {
             if (strcmp(s, "ctx") != 0 && strcmp(s, "null") != 0 &&
                 strcmp(s, "plugin") != 0 && strcmp(s, "none") != 0) {
@@ -628,9 +645,10 @@ int main(int argc, char **argv)
         pthread_join(sampler, NULL);
         getrusage(RUSAGE_SELF, &ru1);
         emit("rss peak kb=%ld after=%d", peak_kb, peak_after);
-        emit("usage flush user_us=%lld sys_us=%lld host_us=%lld maxrss_kb=%ld",
+        emit("usage flush user_us=%lld sys_us=%lld host_us=%lld maxrss_kb=%ld csw=%ld",
              timeval_us(ru1.ru_utime) - timeval_us(ru0.ru_utime),
-             timeval_us(ru1.ru_stime) - timeval_us(ru0.ru_stime), host_cpu_us, ru1.ru_maxrss);
+             timeval_us(ru1.ru_stime) - timeval_us(ru0.ru_stime), host_cpu_us, ru1.ru_maxrss,
+             ru1.ru_nvcsw - ru0.ru_nvcsw - host_csw);
         pthread_barrier_destroy(&start);
         free(threads);
     }

@@ -24,7 +24,8 @@ func processCPU(tb testing.TB) time.Duration {
 // BenchmarkFlushTLS is BenchmarkWholePath's path without cgo and the C host, in-process so that
 // -cpuprofile and -memprofile see it: batcher.Pool.Flush (the plugin's defaults) with a real
 // kinesis.Client sending to the sink over TLS, one chunk of 5,000 records per op, from one
-// goroutine. Two distinct chunks (PERF_DISTINCT) of PERF_INPUT are flushed in turn.
+// goroutine, in PERF_PROTOCOL. Two distinct chunks (PERF_DISTINCT) of PERF_INPUT are flushed in
+// turn.
 func BenchmarkFlushTLS(b *testing.B) {
 	dir := b.TempDir()
 	s := startSink(b, dir)
@@ -34,8 +35,9 @@ func BenchmarkFlushTLS(b *testing.B) {
 	}
 	ctx := context.Background()
 	inFlight := envInt(b, "PERF_MAX_IN_FLIGHT", batcher.DefaultMaxInFlight)
+	protocol := perfProtocol(b)
 	client, err := kinesis.New(ctx, kinesis.Options{Region: region, Stream: streamName, Endpoint: s.Endpoint, AutoRetry: true,
-		MaxConns: inFlight})
+		MaxConns: inFlight, Protocol: protocol})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func BenchmarkFlushTLS(b *testing.B) {
 
 	input := perfInput(b)
 	chunks := buildChunks(input, envInt(b, "PERF_DISTINCT", 2))
-	floor := floorPerRecord(recordData(input, 1))
+	floor := floorPerRecord(recordData(input, 1), protocol)
 	// One flush first: connection, TLS handshake, credentials.
 	if _, err := pool.Flush(ctx, chunks[0], "kube.perf"); err != nil {
 		b.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/config"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/chunk"
@@ -85,6 +86,15 @@ func envInt(tb testing.TB, name string, def int) int {
 	return n
 }
 
+// envInt0 reads a setting that may be 0 from the environment, def when unset.
+func envInt0(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	if os.Getenv(name) == "0" {
+		return 0
+	}
+	return envInt(tb, name, def)
+}
+
 // buildChunks returns n distinct chunks of input: chunk i holds records i*chunkRecords onwards.
 func buildChunks(input string, n int) [][]byte {
 	chunks := make([][]byte, n)
@@ -107,11 +117,12 @@ func recordData(input string, n int) [][]byte {
 }
 
 // floorPerRecord measures the work no implementation can avoid to send data to Kinesis over
-// TLS, per record: base64 of each record's data into a PutRecords body (requests of 500 records
-// with random-length partition keys), SHA-256 of the body (SigV4 signs its hash), and AES-128-GCM
-// of the body in 16 KiB TLS records. The JSON framing is appended too (a few bytes per record).
-// It runs on one locked thread; the best of three passes.
-func floorPerRecord(data [][]byte) time.Duration {
+// TLS in protocol (config.ProtocolJSON or config.ProtocolCBOR), per record: the body of each
+// request of 500 records with random-length partition keys (in JSON, the base64 of each record's
+// data; in CBOR, the data as it is, copied in), SHA-256 of the body (SigV4 signs its hash), and
+// AES-128-GCM of the body in 16 KiB TLS records. It runs on one locked thread; the best of three
+// passes.
+func floorPerRecord(data [][]byte, protocol string) time.Duration {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	block, _ := aes.NewCipher(make([]byte, 16))
@@ -124,18 +135,12 @@ func floorPerRecord(data [][]byte) time.Duration {
 	for range 3 {
 		start := time.Now()
 		for off := 0; off < len(data); off += limits.MaxRecordsPerRequest {
-			body = append(body[:0], `{"Records":[`...)
-			for i, d := range data[off:min(off+limits.MaxRecordsPerRequest, len(data))] {
-				if i > 0 {
-					body = append(body, ',')
-				}
-				body = append(body, `{"Data":"`...)
-				body = base64.StdEncoding.AppendEncode(body, d)
-				body = append(body, `","PartitionKey":"`...)
-				body = append(body, key...)
-				body = append(body, `"}`...)
+			batch := data[off:min(off+limits.MaxRecordsPerRequest, len(data))]
+			if protocol == config.ProtocolJSON {
+				body = appendJSONFloorBody(body[:0], batch, key)
+			} else {
+				body = appendCBORFloorBody(body[:0], batch, key)
 			}
-			body = append(body, `],"StreamName":"`+streamName+`"}`...)
 			sum = sha256.Sum256(body)
 			for p := 0; p < len(body); p += 16 << 10 {
 				sealed = gcm.Seal(sealed[:0], nonce, body[p:min(p+16<<10, len(body))], nil)
@@ -145,6 +150,57 @@ func floorPerRecord(data [][]byte) time.Duration {
 	}
 	_ = sum
 	return best / time.Duration(len(data))
+}
+
+// appendJSONFloorBody appends a PutRecords body in JSON, with encoding/base64.
+func appendJSONFloorBody(body []byte, batch [][]byte, key string) []byte {
+	body = append(body, `{"Records":[`...)
+	for i, d := range batch {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"Data":"`...)
+		body = base64.StdEncoding.AppendEncode(body, d)
+		body = append(body, `","PartitionKey":"`...)
+		body = append(body, key...)
+		body = append(body, `"}`...)
+	}
+	return append(body, `],"StreamName":"`+streamName+`"}`...)
+}
+
+// appendCBORFloorBody appends a PutRecords body in CBOR (record data under 64 KiB).
+func appendCBORFloorBody(body []byte, batch [][]byte, key string) []byte {
+	body = append(body, 0xa2, 0x67)
+	body = append(body, "Records"...)
+	body = append(body, 0x99, byte(len(batch)>>8), byte(len(batch)))
+	for _, d := range batch {
+		body = append(body, 0xa2, 0x64)
+		body = append(body, "Data"...)
+		body = append(body, 0x59, byte(len(d)>>8), byte(len(d)))
+		body = append(body, d...)
+		body = append(body, 0x6c)
+		body = append(body, "PartitionKey"...)
+		body = append(body, 0x70) // a text string of 16 bytes, kinesis.KeyLen
+		body = append(body, key...)
+	}
+	body = append(body, 0x6a)
+	body = append(body, "StreamName"...)
+	body = append(body, 0x60|byte(len(streamName)))
+	return append(body, streamName...)
+}
+
+// perfProtocol is PERF_PROTOCOL, the plugin's protocol key: its default when unset.
+func perfProtocol(tb testing.TB) string {
+	tb.Helper()
+	switch v := os.Getenv("PERF_PROTOCOL"); v {
+	case "":
+		return config.DefaultProtocol
+	case config.ProtocolCBOR, config.ProtocolJSON:
+		return v
+	default:
+		tb.Fatalf("PERF_PROTOCOL=%q: want cbor or json", v)
+		return ""
+	}
 }
 
 // sink is a running sink process (sink/main.go).
@@ -157,7 +213,7 @@ type sink struct {
 }
 
 // sinkStats is the sink's GET /stats.
-type sinkStats struct{ Requests, Records, Bytes, HTTP2 int64 }
+type sinkStats struct{ Requests, Records, Bytes, HTTP2, WireIn, WireOut int64 }
 
 // goTool returns the go command of the toolchain running the benchmark.
 func goTool() string {
@@ -250,15 +306,16 @@ func (s *sink) stats(tb testing.TB) sinkStats {
 	defer resp.Body.Close()
 	var st sinkStats
 	line, _ := io.ReadAll(resp.Body)
-	if _, err := fmt.Sscanf(string(line), "requests=%d records=%d bytes=%d http2=%d",
-		&st.Requests, &st.Records, &st.Bytes, &st.HTTP2); err != nil {
+	if _, err := fmt.Sscanf(string(line), "requests=%d records=%d bytes=%d http2=%d wire_in=%d wire_out=%d",
+		&st.Requests, &st.Records, &st.Bytes, &st.HTTP2, &st.WireIn, &st.WireOut); err != nil {
 		tb.Fatalf("sink stats %q: %v", line, err)
 	}
 	return st
 }
 
 func (a sinkStats) sub(b sinkStats) sinkStats {
-	return sinkStats{a.Requests - b.Requests, a.Records - b.Records, a.Bytes - b.Bytes, a.HTTP2 - b.HTTP2}
+	return sinkStats{a.Requests - b.Requests, a.Records - b.Records, a.Bytes - b.Bytes, a.HTTP2 - b.HTTP2,
+		a.WireIn - b.WireIn, a.WireOut - b.WireOut}
 }
 
 // clientEnv is the AWS environment of a client of the sink: fake credentials, no shared files

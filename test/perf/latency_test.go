@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/chunk"
 )
 
 // BenchmarkFluentBitLatency runs the real Fluent Bit (the binary in FLUENT_BIT) on a file of
@@ -69,18 +67,14 @@ func BenchmarkFluentBitLatency(b *testing.B) {
 		b.Fatalf("PERF_OUTPUTS=%q: want c or go", v)
 	}
 	dir := b.TempDir()
-	logFile := filepath.Join(dir, "container.log")
-	size, err := writeContainerLog(logFile, lines)
-	if err != nil {
-		b.Fatal(err)
-	}
+	logFile, size := writeContainerLog(b, dir, lines)
 	b.Logf("%d lines, %d bytes (%d a line), sink latency %v, workers 1, Flush %s", lines, size, size/int64(lines), latency, flush)
 
 	results := map[string][]latencyRun{}
 	for run := range runs {
 		for i := range outputs {
 			out := outputs[(run+i)%len(outputs)] // alternate which goes first
-			r := runFluentBit(b, fluentBit, so, logFile, out, flush, lines, latency, filepath.Join(dir, fmt.Sprintf("run-%d-%s", run, out)))
+			r := runLatency(b, fluentBit, so, logFile, out, flush, lines, latency, filepath.Join(dir, fmt.Sprintf("run-%d-%s", run, out)))
 			// On stdout as it goes: a benchmark's log is printed at its end only.
 			fmt.Printf("run %d %-2s: delivered in %v (sending %v), %d requests, %d records\n",
 				run, out, r.delivered.Round(time.Millisecond), r.sending.Round(time.Millisecond), r.requests, r.records)
@@ -115,20 +109,9 @@ func medianOf(rs []latencyRun, f func(latencyRun) time.Duration) time.Duration {
 	return ds[len(ds)/2]
 }
 
-// writeContainerLog writes n lines as the docker runtime writes container logs, and returns the
-// file's size.
-func writeContainerLog(path string, n int) (int64, error) {
-	var buf []byte
-	for _, ev := range chunk.ContainerEvents(0, n) {
-		buf = chunk.AppendJSON(buf, ev.Record)
-		buf = append(buf, '\n')
-	}
-	return int64(len(buf)), os.WriteFile(path, buf, 0o600)
-}
-
-// runFluentBit runs Fluent Bit on logFile with one output (c: kinesis_streams, go: this plugin)
+// runLatency runs Fluent Bit on logFile with one output (c: kinesis_streams, go: this plugin)
 // to a new sink, until the sink has lines records or 2 minutes passed.
-func runFluentBit(b *testing.B, fluentBit, so, logFile, output, flush string, lines int, latency time.Duration, dir string) latencyRun {
+func runLatency(b *testing.B, fluentBit, so, logFile, output, flush string, lines int, latency time.Duration, dir string) latencyRun {
 	b.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		b.Fatal(err)

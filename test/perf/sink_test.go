@@ -8,8 +8,8 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 )
 
-// TestSink checks the benchmarks' sink with the real client over TLS: it answers success for
-// every record, and counts what it received.
+// TestSink checks the benchmarks' sink with the real client over TLS, in both protocols: it
+// answers success for every record, and counts what it received.
 func TestSink(t *testing.T) {
 	dir := t.TempDir()
 	s := startSink(t, dir)
@@ -17,8 +17,15 @@ func TestSink(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
+	for _, protocol := range []string{kinesis.ProtocolJSON, kinesis.ProtocolCBOR} {
+		t.Run(protocol, func(t *testing.T) { testSink(t, s, protocol) })
+	}
+}
+
+func testSink(t *testing.T, s *sink, protocol string) {
 	ctx := context.Background()
-	client, err := kinesis.New(ctx, kinesis.Options{Region: region, Stream: streamName, Endpoint: s.Endpoint})
+	before := s.stats(t)
+	client, err := kinesis.New(ctx, kinesis.Options{Region: region, Stream: streamName, Endpoint: s.Endpoint, Protocol: protocol})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +42,7 @@ func TestSink(t *testing.T) {
 	if res.FailedCount != 0 || len(res.ErrorCodes) != 3 || res.ShardIDs[2] != "shardId-000000000000" {
 		t.Errorf("result %+v, want 3 accepted records in shardId-000000000000", res)
 	}
-	st := s.stats(t)
+	st := s.stats(t).sub(before)
 	if st.Requests != 1 || st.Records != 3 || st.Bytes < 100 {
 		t.Errorf("sink stats %+v, want 1 request of 3 records", st)
 	}

@@ -22,8 +22,11 @@ const (
 
 // BenchmarkWholePath measures the whole path through the real ABI: the C host (test/host) loads
 // the built library and flushes PERF_RECORDS records (default 500,000: PERF_DISTINCT distinct
-// chunks of 5,000, default 10, flushed in turn) from PERF_THREADS threads (default 2, as
-// "workers 2") to the sink over TLS. The CPU counted is the host process's (getrusage, every
+// chunks of 5,000, default 10, flushed in turn) from PERF_THREADS threads (default 1, as
+// "workers 1"), each waiting PERF_GAP_MS (default 40) after every flush as Fluent Bit's worker
+// waits for its next chunk (the Go runtime goes idle in between, which costs it at every flush;
+// flushed back to back, the plugin looks cheaper than it is in Fluent Bit), to the sink over
+// TLS, in PERF_PROTOCOL (the plugin's default when unset). The CPU counted is the host process's (getrusage, every
 // thread) from the start of the flushes to their end, less the host's own work (reading and wiping
 // the chunks, its output and resident-set sampling); start-up and exit are reported apart. It runs
 // the host PERF_RUNS times (default 3), each after measuring the floor again, prints every run,
@@ -32,12 +35,21 @@ const (
 func BenchmarkWholePath(b *testing.B) {
 	records := envInt(b, "PERF_RECORDS", 500_000)
 	distinct := envInt(b, "PERF_DISTINCT", 10)
-	threads := envInt(b, "PERF_THREADS", 2)
+	threads := envInt(b, "PERF_THREADS", 1)
+	gap := time.Duration(envInt0(b, "PERF_GAP_MS", 40)) * time.Millisecond
+	protocol := perfProtocol(b)
 	flushes := (records + chunkRecords - 1) / chunkRecords
 	records = flushes * chunkRecords
 	distinct = min(distinct, flushes)
 
-	so, err := filepath.Abs(pluginSO)
+	lib := pluginSO
+	if v := os.Getenv("PERF_SO"); v != "" { // another build, e.g. make build-debug's for perf
+		lib = v
+		if !filepath.IsAbs(lib) {
+			lib = filepath.Join("..", "..", lib) // relative to the repository's root
+		}
+	}
+	so, err := filepath.Abs(lib)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,11 +86,13 @@ func BenchmarkWholePath(b *testing.B) {
 	m := flbhost.Manifest{
 		SO:   so,
 		Name: pluginName,
+		Gap:  gap,
 		Instances: []flbhost.Instance{{
 			{"region", region},
 			{"stream", streamName},
 			{"endpoint", s.Endpoint},
 			{"workers", strconv.Itoa(threads)},
+			{"protocol", protocol},
 		}},
 	}
 	if v := os.Getenv("PERF_MAX_IN_FLIGHT"); v != "" {
@@ -93,10 +107,10 @@ func BenchmarkWholePath(b *testing.B) {
 	chunks = nil
 	runtime.GC()
 
-	b.Logf("config: %d records = %d flushes of %d-record chunks (input %s, %s, %d distinct, %.2f MB each on average), %d flush threads, "+
+	b.Logf("config: %d records = %d flushes of %d-record chunks (input %s, %s, %d distinct, %.2f MB each on average), %d flush threads, %v gap, protocol %s, "+
 		"1 instance (region %s, stream %s, endpoint %s, defaults otherwise: random partition keys, append_newline, no compression), "+
 		"TLS sink %s, GOMAXPROCS of the host: default, %d CPUs",
-		records, flushes, chunkRecords, input, chunkFormat, distinct, float64(chunkBytes)/float64(distinct)/1e6, threads,
+		records, flushes, chunkRecords, input, chunkFormat, distinct, float64(chunkBytes)/float64(distinct)/1e6, threads, gap, protocol,
 		region, streamName, s.Endpoint, s.CAFile, runtime.NumCPU())
 
 	runs := envInt(b, "PERF_RUNS", 3)
@@ -104,7 +118,7 @@ func BenchmarkWholePath(b *testing.B) {
 	for range b.N {
 		var perRecords, ratios, peaks []float64
 		for range runs {
-			p, r, peak := wholePathRun(b, host, dir, m, env, s, input, records, inputBytes, floorPerRecord(data))
+			p, r, peak := wholePathRun(b, host, dir, m, env, s, input, records, inputBytes, floorPerRecord(data, protocol))
 			perRecords, ratios, peaks = append(perRecords, p), append(ratios, r), append(peaks, peak)
 		}
 		if runs > 1 {
@@ -163,10 +177,10 @@ func wholePathRun(b *testing.B, host, dir string, m flbhost.Manifest, env []stri
 	total := time.Duration(r.Rusage.Utime.Nano() + r.Rusage.Stime.Nano())
 	perRecord = float64(pluginCPU.Nanoseconds()) / float64(records)
 	fmt.Printf("wholepath: input %s, %d records, %d bytes of chunks, wall %v; flush phase CPU %v (user %v, sys %v), host's own work %v, "+
-		"plugin %v = %.0f ns/record (%.0f records per CPU-second); start-up and exit %v; "+
+		"plugin %v = %.0f ns/record (%.0f records per CPU-second), %.3f wake-ups/record; start-up and exit %v; "+
 		"peak RSS %.1f MB (%.1f MB over the host alone); sink: %d requests, %.1f MB of bodies, %d over HTTP/2; floor %v/record; ratio %.2f\n",
 		input, records, inputBytes, wall.Round(time.Millisecond), flushCPU, u.User, u.Sys, u.Host, pluginCPU, perRecord,
-		1e9/perRecord, (total - flushCPU).Round(time.Millisecond), float64(r.RSS.Peak)/1024, float64(r.RSS.Peak-r.RSS.Start)/1024,
+		1e9/perRecord, float64(u.Switches)/float64(records), (total - flushCPU).Round(time.Millisecond), float64(r.RSS.Peak)/1024, float64(r.RSS.Peak-r.RSS.Start)/1024,
 		sent.Requests, float64(sent.Bytes)/1e6, sent.HTTP2, floor, perRecord/float64(floor.Nanoseconds()))
 	if os.Getenv("PERF_GODEBUG") != "" { // e.g. gctrace=1: the runtime's lines are on stderr
 		fmt.Println(r.Stderr)

@@ -90,8 +90,11 @@ type Manifest struct {
 	Name      string // the name it must register
 	Instances []Instance
 	Jobs      []Job
-	Reflush   Reflush  // no flush again when Max is 0
-	Exit      ExitMode // ExitCtx when empty
+	Reflush   Reflush // no flush again when Max is 0
+	// Gap is how long each flush thread sleeps after every flush, as Fluent Bit's worker waits
+	// for its next chunk; 0 flushes back to back.
+	Gap  time.Duration
+	Exit ExitMode // ExitCtx when empty
 }
 
 // Init is the outcome of one FLBPluginInit.
@@ -118,6 +121,10 @@ type Usage struct {
 	User, Sys time.Duration
 	Host      time.Duration // the host's own work, included in User+Sys
 	MaxRSSKB  int64
+	// Switches is the voluntary context switches of the flush phase, every thread's but the
+	// host's resident-set sampler's: one per thread that sleeps and wakes up again (one per Gap
+	// included).
+	Switches int64
 }
 
 // RSS is the resident set sizes the host printed, in KiB.
@@ -184,6 +191,9 @@ func Run(ctx context.Context, bin, dir string, m Manifest, env []string) (*Resul
 		}
 		fmt.Fprintf(&mf, "flush %d %d %s %s\n", j.Instance, j.Thread, j.Tag, path)
 	}
+	if m.Gap > 0 {
+		fmt.Fprintf(&mf, "gap %d\n", m.Gap.Milliseconds())
+	}
 	if m.Reflush.Max > 0 {
 		fmt.Fprintf(&mf, "reflush %d %d\n", m.Reflush.Max, m.Reflush.Delay.Milliseconds())
 	}
@@ -233,7 +243,7 @@ var (
 	reReflush  = regexp.MustCompile(`^reflush (\d+) try=(\d+) rc=(-?\d+) ms=(\d+)$`)
 	reExit     = regexp.MustCompile(`^exit(?:ctx)? (?:\d+|null) rc=(-?\d+)$`)
 	reRSS      = regexp.MustCompile(`^rss (\d+|start|init|peak) kb=(\d+)(?: after=(\d+))?$`)
-	reUsage    = regexp.MustCompile(`^usage flush user_us=(\d+) sys_us=(\d+) host_us=(\d+) maxrss_kb=(\d+)$`)
+	reUsage    = regexp.MustCompile(`^usage flush user_us=(\d+) sys_us=(\d+) host_us=(\d+) maxrss_kb=(\d+) csw=(-?\d+)$`)
 )
 
 func (r *Result) parse() error {
@@ -291,12 +301,12 @@ func (r *Result) parse() error {
 				r.RSS.Order = append(r.RSS.Order, j)
 			}
 		} else if m := reUsage.FindStringSubmatch(line); m != nil {
-			var v [4]int64
+			var v [5]int64
 			for i := range v {
 				v[i], _ = strconv.ParseInt(m[i+1], 10, 64)
 			}
 			r.Usage = &Usage{User: time.Duration(v[0]) * time.Microsecond, Sys: time.Duration(v[1]) * time.Microsecond,
-				Host: time.Duration(v[2]) * time.Microsecond, MaxRSSKB: v[3]}
+				Host: time.Duration(v[2]) * time.Microsecond, MaxRSSKB: v[3], Switches: v[4]}
 		} else if line == "done" {
 			r.Done = true
 		} else if line != "unregister" {

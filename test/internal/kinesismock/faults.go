@@ -179,15 +179,17 @@ const (
 	faultDown
 )
 
-// putRecordsIn is a PutRecords request; Data stays base64, as received.
+// putRecordsIn is a PutRecords request; Data is base64, as JSON carries it.
 type putRecordsIn struct {
-	Records []struct {
-		Data            string
-		PartitionKey    string
-		ExplicitHashKey string `json:",omitempty"`
-	}
+	Records    []putRecordsEntry
 	StreamName string `json:",omitempty"`
 	StreamARN  string `json:",omitempty"`
+}
+
+type putRecordsEntry struct {
+	Data            string
+	PartitionKey    string
+	ExplicitHashKey string `json:",omitempty"`
 }
 
 type putRecordsResult struct {
@@ -214,8 +216,9 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		return // the client went away
 	}
 	var in putRecordsIn
-	if err := json.Unmarshal(body, &in); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "SerializationException", err.Error())
+	inCBOR := isCBOR(r)
+	if err := decodePutRecords(body, inCBOR, &in); err != nil {
+		writeAPIError(w, http.StatusBadRequest, "SerializationException", err.Error(), inCBOR)
 		return
 	}
 
@@ -273,7 +276,7 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 
 	switch what {
 	case FaultHTTP500:
-		writeAPIError(w, http.StatusInternalServerError, "InternalFailure", "injected internal failure")
+		writeAPIError(w, http.StatusInternalServerError, "InternalFailure", "injected internal failure", inCBOR)
 		return
 	case FaultReset:
 		resetConn(w)
@@ -282,23 +285,25 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done(): // the client gave up: it must send again
 		case <-time.After(f.DelayMax):
-			writeAPIError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "injected delay")
+			writeAPIError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "injected delay", inCBOR)
 		}
 		return
 	case faultDown:
 		if resetWhenDown {
 			resetConn(w)
 		} else {
-			writeAPIError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "injected outage")
+			writeAPIError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "injected outage", inCBOR)
 		}
 		return
 	}
 	p.forward(w, r, &in, failed, arrived, f.AmbiguousAfter)
 }
 
-// forward sends the records not failed on purpose to kinesis-mock and
-// answers with the results spliced back in the request's order.
+// forward sends the records not failed on purpose to kinesis-mock, in JSON,
+// and answers with the results spliced back in the request's order, in the
+// request's protocol.
 func (p *FaultProxy) forward(w http.ResponseWriter, r *http.Request, in *putRecordsIn, failed []bool, arrived time.Time, ambiguousAfter time.Duration) {
+	inCBOR := isCBOR(r)
 	out := putRecordsOut{Records: make([]putRecordsResult, len(in.Records))}
 	fwd := *in
 	fwd.Records = nil
@@ -316,19 +321,29 @@ func (p *FaultProxy) forward(w http.ResponseWriter, r *http.Request, in *putReco
 	if len(idx) > 0 {
 		res, status, raw, err := forwardPut(r.Context(), p.client, p.target, r, &fwd)
 		if err != nil {
-			writeAPIError(w, http.StatusBadGateway, "ProxyError", err.Error())
+			writeAPIError(w, http.StatusBadGateway, "ProxyError", err.Error(), inCBOR)
 			return
 		}
 		if status != http.StatusOK {
-			// kinesis-mock refused the request: pass its answer on as it is.
-			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-			w.WriteHeader(status)
-			_, _ = w.Write(raw)
+			// kinesis-mock refused the request: pass its answer on, in JSON as it
+			// is, or in CBOR.
+			if !inCBOR {
+				w.Header().Set("Content-Type", jsonContentType)
+				w.WriteHeader(status)
+				_, _ = w.Write(raw)
+				return
+			}
+			var e struct {
+				Type    string `json:"__type"`
+				Message string `json:"message"`
+			}
+			_ = json.Unmarshal(raw, &e)
+			writeAPIError(w, status, e.Type, e.Message, true)
 			return
 		}
 		if len(res.Records) != len(idx) {
 			writeAPIError(w, http.StatusBadGateway, "ProxyError",
-				fmt.Sprintf("kinesis-mock answered %d results for %d records", len(res.Records), len(idx)))
+				fmt.Sprintf("kinesis-mock answered %d results for %d records", len(res.Records), len(idx)), inCBOR)
 			return
 		}
 		// The client may have given up waiting: then it will send these
@@ -358,9 +373,7 @@ func (p *FaultProxy) forward(w http.ResponseWriter, r *http.Request, in *putReco
 		p.mu.Unlock()
 		out.EncryptionType = res.EncryptionType
 	}
-	b, _ := json.Marshal(out)
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	_, _ = w.Write(b)
+	writePutRecords(w, out, inCBOR)
 }
 
 // forwardPut sends a PutRecords request to kinesis-mock at target with the
@@ -379,11 +392,12 @@ func forwardPut(ctx context.Context, client *http.Client, target string, r *http
 	if err != nil {
 		return res, 0, nil, err
 	}
-	for _, h := range []string{"X-Amz-Target", "Content-Type", "Authorization", "X-Amz-Date", "X-Amz-Security-Token", "User-Agent"} {
+	for _, h := range []string{"X-Amz-Target", "Authorization", "X-Amz-Date", "X-Amz-Security-Token", "User-Agent"} {
 		if v := r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)
 		}
 	}
+	req.Header.Set("Content-Type", jsonContentType)
 	resp, err := client.Do(req)
 	if err != nil {
 		return res, 0, nil, err
@@ -412,12 +426,4 @@ func resetConn(w http.ResponseWriter) {
 		_ = tcp.SetLinger(0)
 	}
 	_ = conn.Close()
-}
-
-// writeAPIError answers with a Kinesis JSON 1.1 error.
-func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-ErrorType", code)
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
 }

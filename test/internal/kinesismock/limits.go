@@ -2,7 +2,7 @@ package kinesismock
 
 import (
 	"bytes"
-	"encoding/json"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -95,14 +95,8 @@ func (p *LimitProxy) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if problem := p.check(body); problem != "" {
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.Header().Set("X-Amzn-ErrorType", "InvalidArgumentException")
-		w.WriteHeader(http.StatusBadRequest)
-		_ = json.NewEncoder(w).Encode(map[string]string{
-			"__type":  "InvalidArgumentException",
-			"message": problem,
-		})
+	if problem := p.check(body, isCBOR(r)); problem != "" {
+		writeAPIError(w, http.StatusBadRequest, "InvalidArgumentException", problem, isCBOR(r))
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -110,21 +104,21 @@ func (p *LimitProxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.proxy.ServeHTTP(w, r)
 }
 
-// check returns what in a PutRecords request body breaks a limit, or "".
-func (p *LimitProxy) check(body []byte) string {
-	var req struct {
-		Records []struct {
-			Data         []byte // base64 in JSON
-			PartitionKey string
-		}
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return p.violation(fmt.Sprintf("PutRecords body is not valid JSON: %v", err))
+// check returns what in a PutRecords request body (CBOR or JSON) breaks a
+// limit, or "".
+func (p *LimitProxy) check(body []byte, isCBOR bool) string {
+	var req putRecordsIn
+	if err := decodePutRecords(body, isCBOR, &req); err != nil {
+		return p.violation(fmt.Sprintf("PutRecords body cannot be read: %v", err))
 	}
 	size := 0
 	var problem string
 	for i, rec := range req.Records {
-		n := len(rec.Data) + len(rec.PartitionKey)
+		data, err := base64.StdEncoding.DecodeString(rec.Data)
+		if err != nil {
+			return p.violation(fmt.Sprintf("record %d: data is not base64: %v", i, err))
+		}
+		n := len(data) + len(rec.PartitionKey)
 		size += n
 		keyChars := utf8.RuneCountInString(rec.PartitionKey)
 		switch {

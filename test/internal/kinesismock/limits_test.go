@@ -2,8 +2,11 @@ package kinesismock
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/aws/smithy-go/encoding/cbor"
 )
 
 func TestLimitProxyCheck(t *testing.T) {
@@ -35,20 +38,29 @@ func TestLimitProxyCheck(t *testing.T) {
 		{"256-char key", many(1, 1, strings.Repeat("é", 256)), ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			body, err := json.Marshal(map[string]any{"StreamName": "s", "Records": tt.records})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := &LimitProxy{maxRecordSize: DefaultMaxRecordSize}
-			got := p.check(body)
-			if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
-				t.Errorf("check = %q, want %q", got, tt.want)
-			}
-			if n := len(p.Violations()); (n == 1) != (tt.want != "") {
-				t.Errorf("%d violations recorded", n)
-			}
-		})
+		for _, isCBOR := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s cbor=%v", tt.name, isCBOR), func(t *testing.T) {
+				t.Parallel()
+				body, err := json.Marshal(map[string]any{"StreamName": "s", "Records": tt.records})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if isCBOR {
+					recs := cbor.List{}
+					for _, r := range tt.records {
+						recs = append(recs, cbor.Map{"Data": cbor.Slice(r.Data), "PartitionKey": cbor.String(r.PartitionKey)})
+					}
+					body = cbor.Encode(cbor.Map{"StreamName": cbor.String("s"), "Records": recs})
+				}
+				p := &LimitProxy{maxRecordSize: DefaultMaxRecordSize}
+				got := p.check(body, isCBOR)
+				if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+					t.Errorf("check = %q, want %q", got, tt.want)
+				}
+				if n := len(p.Violations()); (n == 1) != (tt.want != "") {
+					t.Errorf("%d violations recorded", n)
+				}
+			})
+		}
 	}
 }

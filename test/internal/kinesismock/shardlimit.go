@@ -3,7 +3,6 @@ package kinesismock
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -175,30 +174,29 @@ func (p *ShardProxy) serve(w http.ResponseWriter, r *http.Request) {
 		return // the client went away
 	}
 	var in putRecordsIn
-	if err := json.Unmarshal(body, &in); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "SerializationException", err.Error())
+	inCBOR := isCBOR(r)
+	if err := decodePutRecords(body, inCBOR, &in); err != nil {
+		writeAPIError(w, http.StatusBadRequest, "SerializationException", err.Error(), inCBOR)
 		return
 	}
 	ranges, err := p.shardRanges(r.Context(), in.StreamName)
 	if err != nil {
-		writeAPIError(w, http.StatusBadGateway, "ProxyError", err.Error())
+		writeAPIError(w, http.StatusBadGateway, "ProxyError", err.Error(), inCBOR)
 		return
 	}
 	out, fwd, idx, stored, err := p.decide(&in, ranges, arrived)
 	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, "InvalidArgumentException", err.Error())
+		writeAPIError(w, http.StatusBadRequest, "InvalidArgumentException", err.Error(), inCBOR)
 		return
 	}
 	if !p.limits.Store && len(fwd.Records) > 0 {
 		res, status, raw, err := forwardPut(r.Context(), p.client, p.server.Endpoint, r, fwd)
 		if err != nil {
-			writeAPIError(w, http.StatusBadGateway, "ProxyError", err.Error())
+			writeAPIError(w, http.StatusBadGateway, "ProxyError", err.Error(), inCBOR)
 			return
 		}
 		if status != http.StatusOK || len(res.Records) != len(idx) {
-			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-			w.WriteHeader(http.StatusBadGateway)
-			_, _ = fmt.Fprintf(w, `{"__type":"ProxyError","message":"kinesis-mock answered %d: %q"}`, status, raw)
+			writeAPIError(w, http.StatusBadGateway, "ProxyError", fmt.Sprintf("kinesis-mock answered %d: %q", status, raw), inCBOR)
 			return
 		}
 		for k, i := range idx {
@@ -209,10 +207,8 @@ func (p *ShardProxy) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		p.record(stored, res.Records)
 	}
-	b, _ := json.Marshal(out)
 	time.Sleep(time.Until(arrived.Add(p.limits.Latency)))
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	_, _ = w.Write(b)
+	writePutRecords(w, out, inCBOR)
 }
 
 // shardRanges returns the open shards of stream, listed from kinesis-mock once.

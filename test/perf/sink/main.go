@@ -1,6 +1,6 @@
 // Command sink is a minimal Kinesis-compatible PutRecords endpoint for the benchmarks of
 // test/perf: HTTPS on 127.0.0.1 with a self-signed certificate it creates, answering every
-// Kinesis_20131202.PutRecords request (JSON 1.1) with success for every record, doing as little
+// Kinesis_20131202.PutRecords request (JSON 1.1 or CBOR, answered in kind) with success for every record, doing as little
 // work as it can so that it disturbs the measured process little. It runs as its own process so
 // that its CPU time is not counted with the plugin's.
 //
@@ -9,7 +9,8 @@
 // -latency makes it wait that long before answering each PutRecords request, as Kinesis takes
 // tens of milliseconds to answer: requests in flight together then overlap their waits. It writes the certificate (PEM, the trust anchor for AWS_CA_BUNDLE) to FILE, then prints one line
 // "ready https://127.0.0.1:PORT" on stdout. GET /stats answers "requests=N records=N bytes=N
-// http2=N" (bytes: request bodies). It exits when its stdin is closed (so it never outlives the
+// http2=N wire_in=N wire_out=N" (bytes: request bodies; wire_in and wire_out: the bytes read from
+// and written to its TCP connections, TLS records and HTTP headers included, /stats too). It exits when its stdin is closed (so it never outlives the
 // benchmark that started it) or on SIGTERM/SIGINT.
 package main
 
@@ -35,6 +36,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/aws/smithy-go/encoding/cbor"
 )
 
 // maxRecords is PutRecords' limit of records per request.
@@ -45,11 +48,13 @@ const maxRecords = 500
 var partitionKeyField = []byte(`"PartitionKey":`)
 
 type server struct {
-	latency   time.Duration          // waited before each PutRecords answer
-	responses [maxRecords + 1][]byte // the success answer for n records
-	bufs      sync.Pool              // *bytes.Buffer
+	latency       time.Duration          // waited before each PutRecords answer
+	responses     [maxRecords + 1][]byte // the success answer for n records
+	cborResponses [maxRecords + 1][]byte // the same in CBOR
+	bufs          sync.Pool              // *bytes.Buffer
 
 	requests, records, bytes, http2 atomic.Int64
+	wireIn, wireOut                 atomic.Int64
 }
 
 func newServer(latency time.Duration) *server {
@@ -67,14 +72,45 @@ func newServer(latency time.Duration) *server {
 		}
 		b.WriteString("]}")
 		s.responses[n] = b.Bytes()
+		recs := make(cbor.List, n)
+		for i := range recs {
+			recs[i] = cbor.Map{"SequenceNumber": cbor.String("49590338271490256608559692538361571095921575989136588898"),
+				"ShardId": cbor.String("shardId-000000000000")}
+		}
+		s.cborResponses[n] = cbor.Encode(cbor.Map{"EncryptionType": cbor.String("NONE"), "FailedRecordCount": cbor.Uint(0), "Records": recs})
 	}
 	return s
 }
 
+// cborRecordsKey is the text string "Records", as CBOR writes it: in a PutRecords body, the
+// first one is the key of the array of records.
+var cborRecordsKey = []byte("\x67Records")
+
+// cborRecordCount returns the length of the array of records in a PutRecords body in CBOR, or -1.
+func cborRecordCount(body []byte) int {
+	i := bytes.Index(body, cborRecordsKey)
+	if i < 0 || i+len(cborRecordsKey) >= len(body) {
+		return -1
+	}
+	p := body[i+len(cborRecordsKey):]
+	if p[0]>>5 != 4 { // an array
+		return -1
+	}
+	switch info := p[0] & 31; {
+	case info < 24:
+		return int(info)
+	case info == 24 && len(p) > 1:
+		return int(p[1])
+	case info == 25 && len(p) > 2:
+		return int(p[1])<<8 | int(p[2])
+	}
+	return -1
+}
+
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && r.URL.Path == "/stats" {
-		fmt.Fprintf(w, "requests=%d records=%d bytes=%d http2=%d\n",
-			s.requests.Load(), s.records.Load(), s.bytes.Load(), s.http2.Load())
+		fmt.Fprintf(w, "requests=%d records=%d bytes=%d http2=%d wire_in=%d wire_out=%d\n",
+			s.requests.Load(), s.records.Load(), s.bytes.Load(), s.http2.Load(), s.wireIn.Load(), s.wireOut.Load())
 		return
 	}
 	if r.Method != http.MethodPost || r.Header.Get("X-Amz-Target") != "Kinesis_20131202.PutRecords" {
@@ -91,7 +127,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	n := bytes.Count(buf.Bytes(), partitionKeyField)
+	isCBOR := r.Header.Get("Content-Type") == "application/x-amz-cbor-1.1"
+	var n int
+	if isCBOR {
+		n = cborRecordCount(buf.Bytes())
+	} else {
+		n = bytes.Count(buf.Bytes(), partitionKeyField)
+	}
 	if n < 1 || n > maxRecords {
 		http.Error(w, `{"__type":"ValidationException","message":"bad record count"}`, http.StatusBadRequest)
 		return
@@ -105,12 +147,46 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.latency > 0 {
 		time.Sleep(s.latency)
 	}
-	body := s.responses[n]
+	body, ctype := s.responses[n], "application/x-amz-json-1.1"
+	if isCBOR {
+		body, ctype = s.cborResponses[n], "application/x-amz-cbor-1.1"
+	}
 	h := w.Header()
-	h["Content-Type"] = []string{"application/x-amz-json-1.1"}
+	h["Content-Type"] = []string{ctype}
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	h["X-Amzn-Requestid"] = []string{"00000000-0000-0000-0000-000000000000"}
 	_, _ = w.Write(body)
+}
+
+// countingListener counts the bytes of every connection it accepts, as they cross the socket.
+type countingListener struct {
+	net.Listener
+	in, out *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, in: l.in, out: l.out}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	in, out *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
 }
 
 // selfSigned returns a P-256 certificate for 127.0.0.1 and localhost that is its own CA.
@@ -166,8 +242,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sink:", err)
 		os.Exit(1)
 	}
+	handler := newServer(*latency)
+	ln = countingListener{Listener: ln, in: &handler.wireIn, out: &handler.wireOut}
 	srv := &http.Server{
-		Handler:           newServer(*latency),
+		Handler:           handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
