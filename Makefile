@@ -125,7 +125,7 @@ bench-latency: build ## real Fluent Bit (FLUENT_BIT), 100,000 lines, a 50 ms sin
 
 bench-fluent-bit: build ## real Fluent Bit (FLUENT_BIT: absolute, or relative to this directory): null, the C output and this plugin, alternating
 	@[ -n "$$FLUENT_BIT" ] || { echo "bench-fluent-bit: set FLUENT_BIT to a fluent-bit binary"; exit 2; }
-	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 60m -run '^$$' -bench BenchmarkFluentBit -benchtime 1x ./test/perf/
+	PERF_RECORDS=$(PERF_RECORDS) $(GO) test -count=1 -timeout 60m -run '^$$' -bench '^BenchmarkFluentBit$$' -benchtime 1x ./test/perf/
 
 bench-soak: build ## the whole path with 2,000,000 records: fails if the resident set grows
 	PERF_RECORDS=2000000 PERF_RUNS=1 $(GO) test -count=1 -timeout 5m -run '^$$' -bench BenchmarkWholePath -benchtime 1x ./test/perf/

@@ -242,10 +242,6 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 			tr.MaxIdleConnsPerHost = o.MaxConns
 			tr.MaxIdleConns = max(tr.MaxIdleConns, o.MaxConns)
 		}
-		if mode == transport.ModeSync {
-			// net/http's transport reads every idle connection, which would hold a thread each.
-			pollDirectConns(tr, o)
-		}
 		st := transport.New(tr, transport.WithMode(mode))
 		cfg.HTTPClient = &http.Client{Transport: st, Timeout: b.GetTimeout(), CheckRedirect: noRedirect}
 		c.http = st

@@ -68,7 +68,14 @@ func BenchmarkFluentBit(b *testing.B) {
 	}
 
 	dir := b.TempDir()
-	s := startSink(b, dir)
+	latency := time.Duration(0)
+	if v := os.Getenv("PERF_FB_LATENCY"); v != "" {
+		var err error
+		if latency, err = time.ParseDuration(v); err != nil || latency < 0 {
+			b.Fatalf("PERF_FB_LATENCY=%q: want a duration such as 30ms", v)
+		}
+	}
+	s := startSinkLatency(b, dir, latency)
 	logFile, logBytes := writeContainerLog(b, dir, records)
 	env := append(clientEnv(b, dir, s), "PATH="+os.Getenv("PATH"))
 	for _, k := range []string{"GODEBUG", "GOGC", "GOMEMLIMIT", "GOMAXPROCS"} {
@@ -82,8 +89,8 @@ func BenchmarkFluentBit(b *testing.B) {
 	}
 
 	fmt.Printf("fluentbit: %s (%s), %d lines of %.0f bytes on average (%.1f MB), outputs %s, %d runs each, alternating; "+
-		"%d CPUs, load average %s\n", fluentBitVersion(b, bin), bin, records, float64(logBytes)/float64(records),
-		float64(logBytes)/1e6, outputNames(outputs), runs, runtime.NumCPU(), loadAverage())
+		"sink latency %v; %d CPUs, load average %s\n", fluentBitVersion(b, bin), bin, records, float64(logBytes)/float64(records),
+		float64(logBytes)/1e6, outputNames(outputs), runs, latency, runtime.NumCPU(), loadAverage())
 
 	b.ResetTimer()
 	for range b.N {

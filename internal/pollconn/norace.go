@@ -1,6 +1,0 @@
-//go:build !race
-
-package pollconn
-
-// raceDetector: see race.go.
-const raceDetector = false
