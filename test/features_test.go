@@ -16,6 +16,7 @@ import (
 	"crypto/md5"
 	"encoding/binary"
 	"fmt"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"io"
 	"math"
 	"regexp"
@@ -178,13 +179,13 @@ func checkKeyed(t *testing.T, stream string, got []keyed, wants []want, keys boo
 			problem = fmt.Sprintf("partition key %q (%d characters), want a random key of %d characters",
 				g.key, utf8.RuneCountInString(g.key), randomKeyLen)
 		case w.key != "" && g.key != w.key:
-			problem = fmt.Sprintf("partition key %q, want %q", clip(g.key), clip(w.key))
+			problem = fmt.Sprintf("partition key %q, want %q", textdiff.Clip(g.key, 400), textdiff.Clip(w.key, 400))
 		}
 		if problem == "" {
 			continue
 		}
 		if bad++; bad <= 5 {
-			t.Errorf("record %q (Kinesis record %d, %s): %s", clip(g.data), g.from, g.shard, problem)
+			t.Errorf("record %q (Kinesis record %d, %s): %s", textdiff.Clip(g.data, 400), g.from, g.shard, problem)
 		}
 	}
 	if bad > 0 {
@@ -201,7 +202,7 @@ func checkSequence(t *testing.T, stream string, got, want []string) {
 			for _, w := range want {
 				ms[w]++
 			}
-			t.Errorf("stream %s: record %d of %d (of %d expected) differs: %s", stream, i, len(got), len(want), firstDiff(want[i], got[i]))
+			t.Errorf("stream %s: record %d of %d (of %d expected) differs: %s", stream, i, len(got), len(want), textdiff.FirstDiff(want[i], got[i]))
 			t.Logf("the same records in any order:")
 			compareRecords(t, stream, toRecords(got), ms)
 			return
@@ -210,9 +211,9 @@ func checkSequence(t *testing.T, stream string, got, want []string) {
 	if len(got) != len(want) {
 		t.Errorf("stream %s: %d records, want %d (the first %d match)", stream, len(got), len(want), min(len(got), len(want)))
 		if len(got) > len(want) {
-			t.Errorf("first extra record: %q", clip(got[len(want)]))
+			t.Errorf("first extra record: %q", textdiff.Clip(got[len(want)], 400))
 		} else {
-			t.Errorf("first missing record: %q", clip(want[len(got)]))
+			t.Errorf("first missing record: %q", textdiff.Clip(want[len(got)], 400))
 		}
 	}
 }
@@ -225,7 +226,7 @@ func plainRecords(t *testing.T, recs []kinesismock.Record, kind string) []keyed 
 	for i, r := range recs {
 		data, err := decompress(kind, r.Data)
 		if err != nil {
-			t.Fatalf("Kinesis record %d (%s, %d bytes): %v; data starts %q", i, r.ShardID, len(r.Data), err, clip(string(r.Data[:min(len(r.Data), 64)])))
+			t.Fatalf("Kinesis record %d (%s, %d bytes): %v; data starts %q", i, r.ShardID, len(r.Data), err, textdiff.Clip(string(r.Data[:min(len(r.Data), 64)]), 400))
 		}
 		out = append(out, keyed{data: string(data), key: r.PartitionKey, shard: r.ShardID, from: i})
 	}
@@ -766,7 +767,7 @@ func TestFeatureShardAwareAggregation(t *testing.T) {
 		if want := kinesismock.ShardOf(ranges, kinesismock.HashKey(u.key)); want != u.shard {
 			if wrong++; wrong <= 5 {
 				t.Errorf("user record %q with key %q (Kinesis record %d, key %q) read from %s, but its key maps to %s",
-					clip(u.data), u.key, u.from, r.recs[u.from].PartitionKey, u.shard, want)
+					textdiff.Clip(u.data, 400), u.key, u.from, r.recs[u.from].PartitionKey, u.shard, want)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -139,7 +140,7 @@ func runHostWithin(t *testing.T, m flbhost.Manifest, env []string, timeout time.
 	if res != nil {
 		t.Cleanup(func() {
 			if t.Failed() {
-				t.Logf("host stdout:\n%s\nhost stderr (plugin log):\n%s", res.Stdout, lastBytes(res.Stderr, 16<<10))
+				t.Logf("host stdout:\n%s\nhost stderr (plugin log):\n%s", res.Stdout, textdiff.LastBytes(res.Stderr, 16<<10))
 			}
 		})
 	}
@@ -286,44 +287,17 @@ func compareRecords(t *testing.T, stream string, got []kinesismock.Record, want 
 		if i == 3 {
 			break
 		}
-		t.Errorf("missing:    %q", clip(k))
+		t.Errorf("missing:    %q", textdiff.Clip(k, 400))
 	}
 	for i, k := range extra {
 		if i == 3 {
 			break
 		}
-		t.Errorf("unexpected: %q", clip(k))
+		t.Errorf("unexpected: %q", textdiff.Clip(k, 400))
 	}
 	if len(missing) > 0 && len(extra) > 0 {
-		t.Errorf("first difference of the first missing and unexpected payloads:\n%s", firstDiff(missing[0], extra[0]))
+		t.Errorf("first difference of the first missing and unexpected payloads:\n%s", textdiff.FirstDiff(missing[0], extra[0]))
 	}
-}
-
-func clip(s string) string {
-	if len(s) > 400 {
-		return s[:400] + fmt.Sprintf("...(%d bytes)", len(s))
-	}
-	return s
-}
-
-func firstDiff(a, b string) string {
-	i := 0
-	for i < len(a) && i < len(b) && a[i] == b[i] {
-		i++
-	}
-	lo := max(0, i-40)
-	return fmt.Sprintf("at byte %d\nwant ...%q\n got ...%q", i, a[lo:min(len(a), i+40)], b[lo:min(len(b), i+40)])
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := len(s) - n
-	if nl := strings.IndexByte(s[cut:], '\n'); nl >= 0 {
-		cut += nl + 1
-	}
-	return fmt.Sprintf("...(%d bytes cut)\n%s", cut, s[cut:])
 }
 
 // countLines counts the lines of s that contain sub, case-insensitively.

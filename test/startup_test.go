@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"io"
 	"net"
 	"net/http"
@@ -121,7 +122,7 @@ func runHostAllowingFailedInits(t *testing.T, m flbhost.Manifest, env []string) 
 	if res != nil {
 		t.Cleanup(func() {
 			if t.Failed() {
-				t.Logf("host stdout:\n%s\nhost stderr (plugin log):\n%s", res.Stdout, lastBytes(res.Stderr, 16<<10))
+				t.Logf("host stdout:\n%s\nhost stderr (plugin log):\n%s", res.Stdout, textdiff.LastBytes(res.Stderr, 16<<10))
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"io"
 	"os"
 	"path/filepath"
@@ -83,7 +84,7 @@ func TestExamplesDryRun(t *testing.T) {
 			}
 			out := p.Stdout() + p.Stderr()
 			if st.ExitCode() != 0 || !strings.Contains(out, "configuration test is successful") {
-				t.Errorf("--dry-run of %s: %v\n%s", f, st, lastBytes(out, 4<<10))
+				t.Errorf("--dry-run of %s: %v\n%s", f, st, textdiff.LastBytes(out, 4<<10))
 			}
 		})
 	}
@@ -231,7 +232,7 @@ func runExample(t *testing.T, ex runnableExample) {
 		for _, u := range users {
 			if !re.Match(u.Data) {
 				if bad++; bad <= 3 {
-					t.Errorf("stream %s: record %q does not match %s", names[s], clip(string(u.Data)), pattern)
+					t.Errorf("stream %s: record %q does not match %s", names[s], textdiff.Clip(string(u.Data), 300), pattern)
 				}
 			}
 			if ex.partitionKey != "" && (u.PartitionKey == nil || *u.PartitionKey != ex.partitionKey) {
@@ -357,7 +358,7 @@ func decodeRecords(t *testing.T, decode string, recs []kinesismock.Record) []kpl
 				t.Fatalf("record %d: zstd: %v", i, err)
 			}
 			if !bytes.HasPrefix(data, kpl.Magic) {
-				t.Errorf("record %d: not a KPL aggregate: %q", i, clip(string(data)))
+				t.Errorf("record %d: not a KPL aggregate: %q", i, textdiff.Clip(string(data), 300))
 			}
 			aggs = append(aggs, data)
 		}

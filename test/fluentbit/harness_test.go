@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -226,7 +227,7 @@ func (e *env) startIn(t *testing.T, cwd string, args ...string) *flbproc.Process
 		}
 		if t.Failed() {
 			t.Logf("fluent-bit %s (pid %d, %v):\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), p.PID(), p.State(),
-				lastBytes(p.Stdout(), 4<<10), lastBytes(p.Stderr(), 24<<10))
+				textdiff.LastBytes(p.Stdout(), 4<<10), textdiff.LastBytes(p.Stderr(), 24<<10))
 		}
 	})
 	return p
@@ -419,13 +420,13 @@ func compare(stream string, got []kinesismock.Record, w want, exact bool) (deliv
 		}
 		if err := json.Unmarshal(r.Data, &v); err != nil || v.Seq == nil {
 			d.unexpected++
-			note("stream %s: unexpected record %q", stream, clip(string(r.Data)))
+			note("stream %s: unexpected record %q", stream, textdiff.Clip(string(r.Data), 300))
 			continue
 		}
 		exp, ok := w[*v.Seq]
 		if !ok {
 			d.unexpected++
-			note("stream %s: record with unknown seq %d: %q", stream, *v.Seq, clip(string(r.Data)))
+			note("stream %s: record with unknown seq %d: %q", stream, *v.Seq, textdiff.Clip(string(r.Data), 300))
 			continue
 		}
 		if seen[*v.Seq]++; seen[*v.Seq] > 1 {
@@ -434,7 +435,7 @@ func compare(stream string, got []kinesismock.Record, w want, exact bool) (deliv
 		}
 		if exact && string(r.Data) != exp || !exact && !sameJSON(r.Data, []byte(exp)) {
 			d.mismatched++
-			note("stream %s: seq %d differs: %s", stream, *v.Seq, firstDiff(exp, string(r.Data)))
+			note("stream %s: seq %d differs: %s", stream, *v.Seq, textdiff.FirstDiff(exp, string(r.Data)))
 		}
 	}
 	for seq := range w {
@@ -551,31 +552,4 @@ func checkLog(t *testing.T, stderr string) {
 			t.Errorf("fluent-bit's stderr contains %q", bad)
 		}
 	}
-}
-
-func clip(s string) string {
-	if len(s) > 300 {
-		return s[:300] + fmt.Sprintf("...(%d bytes)", len(s))
-	}
-	return s
-}
-
-func firstDiff(a, b string) string {
-	i := 0
-	for i < len(a) && i < len(b) && a[i] == b[i] {
-		i++
-	}
-	lo := max(0, i-40)
-	return fmt.Sprintf("at byte %d: want ...%q, got ...%q", i, a[lo:min(len(a), i+40)], b[lo:min(len(b), i+40)])
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := len(s) - n
-	if nl := strings.IndexByte(s[cut:], '\n'); nl >= 0 {
-		cut += nl + 1
-	}
-	return fmt.Sprintf("...(%d bytes cut)\n%s", cut, s[cut:])
 }

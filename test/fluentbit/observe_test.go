@@ -3,6 +3,7 @@ package fluentbit
 import (
 	"context"
 	"fmt"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -79,7 +80,7 @@ func TestLogFile(t *testing.T) {
 		t.Errorf("the instance with log_level error wrote %d lines, first %q", len(lines), lines[0])
 	}
 	if t.Failed() {
-		t.Logf("log file:\n%s", lastBytes(log, 16<<10))
+		t.Logf("log file:\n%s", textdiff.LastBytes(log, 16<<10))
 	}
 }
 

@@ -2,6 +2,7 @@ package fluentbit
 
 import (
 	"fmt"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,7 +38,7 @@ func TestStartupCheckFail(t *testing.T) {
 		`create it, or correct "stream" and "region"; credentials from EnvConfigCredentials; not starting (startup_check fail)`,
 		pluginName, pluginName, missing)
 	if !strings.Contains(stderr, want) {
-		t.Errorf("Fluent Bit's log lacks\n%s\nlog:\n%s", want, lastBytes(stderr, 8<<10))
+		t.Errorf("Fluent Bit's log lacks\n%s\nlog:\n%s", want, textdiff.LastBytes(stderr, 8<<10))
 	}
 	t.Logf("Fluent Bit %s exited with %v; %s", version, st, regexp.MustCompile(`(?m)^.*start-up check:.*$`).FindString(stderr))
 }

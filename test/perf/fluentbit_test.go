@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"io"
 	"net"
 	"net/http"
@@ -371,7 +372,7 @@ func runFluentBit(b *testing.B, run fbRun) fbResult {
 		b.Helper()
 		stop()
 		out, _ := os.ReadFile(logPath)
-		b.Fatalf("fluent-bit (%s): %s\nits log:\n%s", run.out.label, fmt.Sprintf(format, args...), lastBytes(out, 4000))
+		b.Fatalf("fluent-bit (%s): %s\nits log:\n%s", run.out.label, fmt.Sprintf(format, args...), textdiff.LastBytes(string(out), 4000))
 	}
 
 	metrics := fbMetricsClient{url: fmt.Sprintf("http://127.0.0.1:%d/api/v1/metrics", port)}
@@ -726,13 +727,6 @@ func loadAverage() string {
 		return "?"
 	}
 	return f[0]
-}
-
-func lastBytes(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
 
 // reportFluentBit prints the medians of every output, and go against c.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,10 +190,10 @@ func runLatency(b *testing.B, fluentBit, so, logFile, output, flush string, line
 		select {
 		case <-ctx.Done():
 			log, _ := os.ReadFile(logPath)
-			b.Fatalf("%s output: %d of %d records after %v\nFluent Bit's log:\n%s", output, st.Records, lines, time.Since(start), lastLines(string(log), 40))
+			b.Fatalf("%s output: %d of %d records after %v\nFluent Bit's log:\n%s", output, st.Records, lines, time.Since(start), textdiff.LastBytes(string(log), 4000))
 		case <-exited:
 			log, _ := os.ReadFile(logPath)
-			b.Fatalf("%s output: Fluent Bit exited with %d of %d records delivered\nFluent Bit's log:\n%s", output, st.Records, lines, lastLines(string(log), 40))
+			b.Fatalf("%s output: Fluent Bit exited with %d of %d records delivered\nFluent Bit's log:\n%s", output, st.Records, lines, textdiff.LastBytes(string(log), 4000))
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
@@ -200,9 +201,4 @@ func runLatency(b *testing.B, fluentBit, so, logFile, output, flush string, line
 		b.Errorf("%s output: the sink received %d records, want %d", output, r.records, lines)
 	}
 	return r
-}
-
-func lastLines(s string, n int) string {
-	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(ls[max(0, len(ls)-n):], "\n")
 }
