@@ -19,9 +19,11 @@ import (
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/encoding/cbor"
+	smithycbor "github.com/aws/smithy-go/encoding/cbor"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/cbor"
 )
 
 // The tests of the CBOR protocol check this package's reader and writer against smithy-go's CBOR
@@ -31,31 +33,31 @@ import (
 
 // toCBOR converts a value decoded by encoding/json (with UseNumber) to smithy-go's CBOR values:
 // integers as integers, other numbers as float64.
-func toCBOR(v any) cbor.Value {
+func toCBOR(v any) smithycbor.Value {
 	switch v := v.(type) {
 	case nil:
-		return &cbor.Nil{}
+		return &smithycbor.Nil{}
 	case bool:
-		return cbor.Bool(v)
+		return smithycbor.Bool(v)
 	case string:
-		return cbor.String(v)
+		return smithycbor.String(v)
 	case json.Number:
 		if n, err := v.Int64(); err == nil {
 			if n < 0 {
-				return cbor.NegInt(uint64(-n))
+				return smithycbor.NegInt(uint64(-n))
 			}
-			return cbor.Uint(uint64(n))
+			return smithycbor.Uint(uint64(n))
 		}
 		f, _ := v.Float64()
-		return cbor.Float64(f)
+		return smithycbor.Float64(f)
 	case []any:
-		l := cbor.List{}
+		l := smithycbor.List{}
 		for _, e := range v {
 			l = append(l, toCBOR(e))
 		}
 		return l
 	case map[string]any:
-		m := cbor.Map{}
+		m := smithycbor.Map{}
 		for k, e := range v {
 			m[k] = toCBOR(e)
 		}
@@ -77,7 +79,7 @@ func jsonAsCBOR(js string) (cborBody []byte, jsonBody string, ok bool) {
 	if err != nil {
 		return nil, "", false
 	}
-	return cbor.Encode(toCBOR(v)), string(again), true
+	return smithycbor.Encode(toCBOR(v)), string(again), true
 }
 
 // TestDecodePutRecordsCBORMatchesJSON: every response of the JSON tests, in CBOR, through an SDK
@@ -124,7 +126,7 @@ const kinesisMockAnswer = "a36e456e6372797074696f6e54797065644e4f4e45714661696c6
 	"42d303030303030303030303030a4694572726f72436f6465f66c4572726f724d657373616765f66e53657175656e63654e756d62657278383439363830373630383034393734393738343032363439323731343531373335353231363436333133303337333637363937343733353338675368617264496474736861726449642d303030303030303030303030"
 
 // cborStr is the text string s with its head.
-func cborStr(s string) string { return string(appendCBORText(nil, s)) }
+func cborStr(s string) string { return string(cbor.AppendText(nil, s)) }
 
 // TestDecodePutRecordsCBOR reads CBOR that JSON cannot stand for: indefinite lengths, tags,
 // undefined, byte strings, floats, every integer width.
@@ -177,7 +179,7 @@ func TestDecodePutRecordsCBOR(t *testing.T) {
 			if got := describeOutput(out); got != tt.want {
 				t.Errorf("output\n got %.600s\nwant %.600s", got, tt.want)
 			}
-			if _, err := cbor.Decode([]byte(tt.body)); err != nil {
+			if _, err := smithycbor.Decode([]byte(tt.body)); err != nil {
 				t.Errorf("smithy-go's CBOR decoder rejects the case: %v", err)
 			}
 		})
@@ -215,8 +217,8 @@ func TestDecodePutRecordsCBORMalformed(t *testing.T) {
 		{"indefinite chunk in a text string", "\xa1" + k("EncryptionType") + "\x7f\x7f\xff\xff"},
 		{"array longer than the body", "\xa1" + k("Records") + "\x9b\xff\xff\xff\xff\xff\xff\xff\xff"},
 		{"string longer than the body", "\xa1" + k("EncryptionType") + "\x7a\x00\x01\x00\x00abc"},
-		{"unknown member nested too deep", "\xa1" + k("X") + nested(maxCBORDepth+1)},
-		{"endless tags", "\xa1" + k("EncryptionType") + strings.Repeat("\xc1", maxCBORTags+1) + k("NONE")},
+		{"unknown member nested too deep", "\xa1" + k("X") + nested(cbor.MaxDepth+1)},
+		{"endless tags", "\xa1" + k("EncryptionType") + strings.Repeat("\xc1", cbor.MaxTags+1) + k("NONE")},
 	}
 	for i := range len(valid) { // every cut of a valid body
 		tests = append(tests, struct{ name, body string }{fmt.Sprintf("cut at %d", i), valid[:i]})
@@ -230,8 +232,8 @@ func TestDecodePutRecordsCBORMalformed(t *testing.T) {
 	if _, err := decodePutRecordsCBOR([]byte(valid)); err != nil {
 		t.Fatalf("the valid body: %v", err)
 	}
-	if _, err := decodePutRecordsCBOR([]byte("\xa1" + k("X") + nested(maxCBORDepth-1))); err != nil {
-		t.Errorf("nested %d deep: %v", maxCBORDepth-1, err)
+	if _, err := decodePutRecordsCBOR([]byte("\xa1" + k("X") + nested(cbor.MaxDepth-1))); err != nil {
+		t.Errorf("nested %d deep: %v", cbor.MaxDepth-1, err)
 	}
 }
 
@@ -326,7 +328,7 @@ func TestCBORErrorsMatchJSON(t *testing.T) {
 	}
 	// And the SDK's typed errors are what the JSON gives: a check that the table checks something.
 	_, err := putRecordsRaw(t, cannedHTTP{status: 400, contentType: cborContentType,
-		body: string(cbor.Encode(cbor.Map{"__type": cbor.String("ResourceNotFoundException"), "message": cbor.String("gone")}))}, true)
+		body: string(smithycbor.Encode(smithycbor.Map{"__type": smithycbor.String("ResourceNotFoundException"), "message": smithycbor.String("gone")}))}, true)
 	var notFound *types.ResourceNotFoundException
 	if !errors.As(err, &notFound) || notFound.ErrorMessage() != "gone" {
 		t.Errorf("error %v (%T), want a *types.ResourceNotFoundException saying gone", err, err)
@@ -336,10 +338,10 @@ func TestCBORErrorsMatchJSON(t *testing.T) {
 // TestCBORErrorToJSON covers the conversion of the values JSON cannot carry as they are.
 func TestCBORErrorToJSON(t *testing.T) {
 	t.Parallel()
-	body := cbor.Encode(cbor.Map{
-		"bytes": cbor.Slice{0, 1, 0xff}, "neg": cbor.NegInt(5), "min": cbor.NegInt(0), "big": cbor.Uint(math.MaxUint64),
-		"tag": &cbor.Tag{ID: 1, Value: cbor.Uint(7)}, "nan": cbor.Float64(math.NaN()), "inf": cbor.Float32(float32(math.Inf(1))),
-		"undefined": &cbor.Undefined{}, "f": cbor.Float64(0.5),
+	body := smithycbor.Encode(smithycbor.Map{
+		"bytes": smithycbor.Slice{0, 1, 0xff}, "neg": smithycbor.NegInt(5), "min": smithycbor.NegInt(0), "big": smithycbor.Uint(math.MaxUint64),
+		"tag": &smithycbor.Tag{ID: 1, Value: smithycbor.Uint(7)}, "nan": smithycbor.Float64(math.NaN()), "inf": smithycbor.Float32(float32(math.Inf(1))),
+		"undefined": &smithycbor.Undefined{}, "f": smithycbor.Float64(0.5),
 	})
 	got, err := cborErrorToJSON(body)
 	if err != nil {
@@ -410,11 +412,11 @@ func TestPutRecordsCBORBody(t *testing.T) {
 			if len(body) != size {
 				t.Fatalf("body is %d bytes, computed %d", len(body), size)
 			}
-			v, err := cbor.Decode(body)
+			v, err := smithycbor.Decode(body)
 			if err != nil {
 				t.Fatalf("smithy-go cannot decode the body: %v", err)
 			}
-			if n := len(cbor.Encode(v)); n != len(body) {
+			if n := len(smithycbor.Encode(v)); n != len(body) {
 				t.Errorf("body of %d bytes, %d in smithy-go's shortest form", len(body), n)
 			}
 			jsonBody := appendPutRecordsBody(nil, in)
@@ -430,9 +432,9 @@ func TestPutRecordsCBORBody(t *testing.T) {
 }
 
 // checkCBORRequest compares a decoded CBOR body with the input it was written from.
-func checkCBORRequest(t *testing.T, v cbor.Value, in *kinesissdk.PutRecordsInput, jsonKeys []struct{ PartitionKey string }) {
+func checkCBORRequest(t *testing.T, v smithycbor.Value, in *kinesissdk.PutRecordsInput, jsonKeys []struct{ PartitionKey string }) {
 	t.Helper()
-	m, ok := v.(cbor.Map)
+	m, ok := v.(smithycbor.Map)
 	if !ok {
 		t.Fatalf("body is a %T", v)
 	}
@@ -442,24 +444,24 @@ func checkCBORRequest(t *testing.T, v cbor.Value, in *kinesissdk.PutRecordsInput
 			continue
 		}
 		wantMembers++
-		if got, _ := m[key].(cbor.String); string(got) != *want {
+		if got, _ := m[key].(smithycbor.String); string(got) != *want {
 			t.Errorf("%s = %v, want %q", key, m[key], *want)
 		}
 	}
 	if len(m) != wantMembers {
 		t.Errorf("%d members, want %d: %v", len(m), wantMembers, m)
 	}
-	recs, _ := m["Records"].(cbor.List)
+	recs, _ := m["Records"].(smithycbor.List)
 	if len(recs) != len(in.Records) {
 		t.Fatalf("%d records, want %d", len(recs), len(in.Records))
 	}
 	for i, rv := range recs {
-		rec, _ := rv.(cbor.Map)
+		rec, _ := rv.(smithycbor.Map)
 		want := in.Records[i]
-		if data, ok := rec["Data"].(cbor.Slice); !ok || !bytes.Equal(data, want.Data) {
+		if data, ok := rec["Data"].(smithycbor.Slice); !ok || !bytes.Equal(data, want.Data) {
 			t.Errorf("record %d: data differs (%T)", i, rec["Data"])
 		}
-		key, _ := rec["PartitionKey"].(cbor.String)
+		key, _ := rec["PartitionKey"].(smithycbor.String)
 		if string(key) != jsonKeys[i].PartitionKey || !utf8.ValidString(string(key)) {
 			t.Errorf("record %d: partition key %q, the JSON body's %q", i, key, jsonKeys[i].PartitionKey)
 		}
@@ -469,7 +471,7 @@ func checkCBORRequest(t *testing.T, v cbor.Value, in *kinesissdk.PutRecordsInput
 		members := 2
 		if want.ExplicitHashKey != nil {
 			members++
-			if h, _ := rec["ExplicitHashKey"].(cbor.String); string(h) != *want.ExplicitHashKey {
+			if h, _ := rec["ExplicitHashKey"].(smithycbor.String); string(h) != *want.ExplicitHashKey {
 				t.Errorf("record %d: explicit hash key %v, want %q", i, rec["ExplicitHashKey"], *want.ExplicitHashKey)
 			}
 		}
@@ -502,21 +504,6 @@ func TestAppendPutRecordsCBORAllocs(t *testing.T) {
 	buf := make([]byte, 0, size)
 	if n := testing.AllocsPerRun(20, func() { buf = appendPutRecordsCBOR(buf[:0], in) }); n != 0 {
 		t.Errorf("%v allocations per body", n)
-	}
-}
-
-// TestCBORHead compares the heads with smithy-go's, at every boundary of their length.
-func TestCBORHead(t *testing.T) {
-	t.Parallel()
-	for _, n := range []uint64{0, 1, 23, 24, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64} {
-		want := cbor.Encode(cbor.Uint(n))
-		got := appendCBORHead(nil, cborUint, n)
-		if !bytes.Equal(got, want) || cborHeadLen(n) != len(want) {
-			t.Errorf("head of %d: %x (length %d), smithy-go %x", n, got, cborHeadLen(n), want)
-		}
-		if arr := appendCBORHead(nil, cborArray, n); arr[0] != want[0]|cborArray || !bytes.Equal(arr[1:], want[1:]) {
-			t.Errorf("array head of %d: %x", n, arr)
-		}
 	}
 }
 
@@ -571,7 +558,7 @@ func FuzzDecodePutRecordsCBOR(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, err := decodePutRecordsCBOR(body)
-		v, refErr := cbor.Decode(body)
+		v, refErr := smithycbor.Decode(body)
 		if err == nil {
 			if refErr != nil {
 				t.Fatalf("accepted %x, which smithy-go rejects: %v", body, refErr)
@@ -591,7 +578,7 @@ func FuzzDecodePutRecordsCBOR(f *testing.F) {
 		if !ok {
 			return
 		}
-		canonical := cbor.Encode(v)
+		canonical := smithycbor.Encode(v)
 		out, err = decodePutRecordsCBOR(canonical)
 		if err != nil {
 			if strings.Contains(err.Error(), "nested deeper") || strings.Contains(err.Error(), "tags in a row") {
@@ -607,49 +594,49 @@ func FuzzDecodePutRecordsCBOR(f *testing.F) {
 
 // refOutput is describeOutput of what decodePutRecordsCBOR must give for the value v, read by
 // smithy-go, and false when v is no PutRecords response (a member of a wrong type).
-func refOutput(v cbor.Value) (string, bool) {
-	untag := func(v cbor.Value) cbor.Value {
+func refOutput(v smithycbor.Value) (string, bool) {
+	untag := func(v smithycbor.Value) smithycbor.Value {
 		for {
-			t, ok := v.(*cbor.Tag)
+			t, ok := v.(*smithycbor.Tag)
 			if !ok {
 				return v
 			}
 			v = t.Value
 		}
 	}
-	isNull := func(v cbor.Value) bool {
+	isNull := func(v smithycbor.Value) bool {
 		switch v.(type) {
-		case *cbor.Nil, *cbor.Undefined:
+		case *smithycbor.Nil, *smithycbor.Undefined:
 			return true
 		}
 		return false
 	}
-	text := func(v cbor.Value) (*string, bool) {
+	text := func(v smithycbor.Value) (*string, bool) {
 		v = untag(v)
 		if isNull(v) {
 			return nil, true
 		}
-		s, ok := v.(cbor.String)
+		s, ok := v.(smithycbor.String)
 		return aws.String(string(s)), ok
 	}
-	m, ok := untag(v).(cbor.Map)
+	m, ok := untag(v).(smithycbor.Map)
 	if !ok {
 		return "", false
 	}
 	out := &kinesissdk.PutRecordsOutput{}
 	if c, present := m["FailedRecordCount"]; present {
 		switch c := untag(c).(type) {
-		case cbor.Uint:
+		case smithycbor.Uint:
 			if c > math.MaxInt32 {
 				return "", false
 			}
 			out.FailedRecordCount = aws.Int32(int32(c))
-		case cbor.NegInt:
+		case smithycbor.NegInt:
 			if c == 0 || c > -math.MinInt32 {
 				return "", false
 			}
 			out.FailedRecordCount = aws.Int32(int32(-int64(c)))
-		case *cbor.Nil, *cbor.Undefined:
+		case *smithycbor.Nil, *smithycbor.Undefined:
 		default:
 			return "", false
 		}
@@ -664,7 +651,7 @@ func refOutput(v cbor.Value) (string, bool) {
 	if rv, present := m["Records"]; present {
 		rv = untag(rv)
 		if !isNull(rv) {
-			l, ok := rv.(cbor.List)
+			l, ok := rv.(smithycbor.List)
 			if !ok {
 				return "", false
 			}
@@ -673,7 +660,7 @@ func refOutput(v cbor.Value) (string, bool) {
 				var e types.PutRecordsResultEntry
 				ev = untag(ev)
 				if !isNull(ev) {
-					em, ok := ev.(cbor.Map)
+					em, ok := ev.(smithycbor.Map)
 					if !ok {
 						return "", false
 					}
@@ -700,7 +687,7 @@ func refOutput(v cbor.Value) (string, bool) {
 // FuzzCBORErrorToJSON: the conversion never panics, and what it writes is JSON that encoding/json
 // reads back.
 func FuzzCBORErrorToJSON(f *testing.F) {
-	f.Add(cbor.Encode(cbor.Map{"__type": cbor.String("ResourceNotFoundException"), "message": cbor.String("gone")}))
+	f.Add(smithycbor.Encode(smithycbor.Map{"__type": smithycbor.String("ResourceNotFoundException"), "message": smithycbor.String("gone")}))
 	f.Add([]byte("\xbf\x66__type\x7f\x61X\xff\xd8\x20\x41\x00\xff"))
 	f.Add([]byte{0xa1, 0x61, 'a', 0xfb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, body []byte) {

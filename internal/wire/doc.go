@@ -7,6 +7,7 @@
 // of the SDK's serializer and deserializer for PutRecords, and hand every other operation, and
 // every error response, to the SDK's (an error in CBOR rewritten as JSON, which the SDK reads).
 //
-// It does not build clients, sign, send or classify errors (package kinesis does), and knows
-// nothing of records or batching.
+// It does not build clients, sign, send or classify errors (package kinesis does), nor read or
+// write CBOR items themselves (package cbor does: wire knows the members, cbor the encoding), and
+// knows nothing of records or batching.
 package wire

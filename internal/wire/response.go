@@ -324,9 +324,9 @@ func (d *jsonReader) acceptedEntry(e *types.PutRecordsResultEntry) bool {
 
 // jsonReader reads JSON from s at i: just what a PutRecords response needs.
 type jsonReader struct {
-	s        string // may alias a buffer that is reused: results hold copies (intern, strings.Clone)
-	i        int
-	interned []*string
+	s string // may alias a buffer that is reused: results hold copies (intern, strings.Clone)
+	i int
+	interner
 }
 
 // cloneString returns a pointer to a copy of s.
@@ -335,17 +335,20 @@ func cloneString(s string) *string { return aws.String(strings.Clone(s)) }
 // maxInterned bounds the distinct strings intern shares per response.
 const maxInterned = 16
 
+// interner shares the copies of the strings a response repeats.
+type interner struct{ interned []*string }
+
 // intern returns a pointer to a copy of s, shared with the earlier calls for the same s: a
 // response names a few shards and error codes, each for many records.
-func (d *jsonReader) intern(s string) *string {
-	for _, p := range d.interned {
+func (in *interner) intern(s string) *string {
+	for _, p := range in.interned {
 		if *p == s {
 			return p
 		}
 	}
 	p := cloneString(s)
-	if len(d.interned) < maxInterned {
-		d.interned = append(d.interned, p)
+	if len(in.interned) < maxInterned {
+		in.interned = append(in.interned, p)
 	}
 	return p
 }

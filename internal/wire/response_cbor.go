@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -11,45 +12,63 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	kinesissdk "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/aws/smithy-go/encoding/cbor"
+	smithycbor "github.com/aws/smithy-go/encoding/cbor"
+
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/cbor"
 )
+
+// errMalformedCBOR is what the CBOR reader returns for a body that is not the CBOR it reads.
+var errMalformedCBOR = errors.New("malformed PutRecords response (CBOR)")
+
+// cborResponse reads a PutRecords response in CBOR: a cbor.Reader, and the strings it shares.
+type cborResponse struct {
+	cbor.Reader
+	interner
+}
 
 // decodePutRecordsCBOR reads a PutRecords response body in CBOR as decodePutRecordsOutput reads
 // one in JSON: unknown members are skipped, null ones left nil, each record's SequenceNumber is
 // checked but left nil; maps, arrays and strings of definite or indefinite length, tags before
 // any item. The output does not alias body.
 func decodePutRecordsCBOR(body []byte) (*kinesissdk.PutRecordsOutput, error) {
-	r := cborReader{b: body}
-	if err := r.skipTags(); err != nil {
+	out, err := readPutRecordsCBOR(&cborResponse{Reader: cbor.NewReader(body)})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errMalformedCBOR, err)
+	}
+	return out, nil
+}
+
+func readPutRecordsCBOR(r *cborResponse) (*kinesissdk.PutRecordsOutput, error) {
+	if err := r.SkipTags(); err != nil {
 		return nil, err
 	}
-	if ib, ok := r.peek(); !ok || ib&0xe0 != cborMap {
-		return nil, r.errorf("want a map")
+	if ib, ok := r.Peek(); !ok || ib&0xe0 != cbor.MajorMap {
+		return nil, r.Errorf("want a map")
 	}
 	out := &kinesissdk.PutRecordsOutput{}
-	err := r.object(func(key string) error {
+	err := r.Object(func(key string) error {
 		switch key {
 		case "FailedRecordCount":
-			if err := r.skipTags(); err != nil || r.null() {
+			if err := r.SkipTags(); err != nil || r.Null() {
 				return err
 			}
-			major, arg, _, err := r.head()
+			major, arg, _, err := r.Head()
 			switch {
 			case err != nil:
 				return err
-			case major != cborUint && major != cborNegInt:
-				return r.errorf("FailedRecordCount: want an integer")
-			case major == cborUint && arg > math.MaxInt32, major == cborNegInt && arg > -(math.MinInt32+1):
-				return r.errorf("FailedRecordCount: out of range")
+			case major != cbor.MajorUint && major != cbor.MajorNegInt:
+				return r.Errorf("FailedRecordCount: want an integer")
+			case major == cbor.MajorUint && arg > math.MaxInt32, major == cbor.MajorNegInt && arg > -(math.MinInt32+1):
+				return r.Errorf("FailedRecordCount: out of range")
 			}
 			n := int32(arg)
-			if major == cborNegInt {
+			if major == cbor.MajorNegInt {
 				n = -1 - n
 			}
 			out.FailedRecordCount = aws.Int32(n)
 			return nil
 		case "EncryptionType":
-			s, null, err := r.textOrNull()
+			s, null, err := r.TextOrNull()
 			if err == nil && !null {
 				out.EncryptionType = types.EncryptionType(strings.Clone(s))
 			}
@@ -57,19 +76,19 @@ func decodePutRecordsCBOR(body []byte) (*kinesissdk.PutRecordsOutput, error) {
 		case "Records":
 			return r.records(out)
 		}
-		return r.skip(0)
+		return r.Skip()
 	})
 	if err != nil {
 		return nil, err
 	}
-	if r.i != len(r.b) {
-		return nil, r.errorf("data after the map")
+	if !r.Done() {
+		return nil, r.Errorf("data after the map")
 	}
 	return out, nil
 }
 
-func (r *cborReader) records(out *kinesissdk.PutRecordsOutput) error {
-	n, null, err := r.container(cborArray)
+func (r *cborResponse) records(out *kinesissdk.PutRecordsOutput) error {
+	n, null, err := r.Container(cbor.MajorArray)
 	if err != nil || null {
 		return err
 	}
@@ -83,7 +102,7 @@ func (r *cborReader) records(out *kinesissdk.PutRecordsOutput) error {
 	}
 	out.Records = getResultEntries(hint)
 	for i := 0; ; i++ {
-		more, err := r.more(i, n)
+		more, err := r.More(i, n)
 		if err != nil {
 			return err
 		}
@@ -91,7 +110,7 @@ func (r *cborReader) records(out *kinesissdk.PutRecordsOutput) error {
 			return nil
 		}
 		var e types.PutRecordsResultEntry
-		err = r.object(func(key string) error {
+		err = r.Object(func(key string) error {
 			var dst **string
 			shared := true // shard IDs and error codes: a few distinct values per response
 			switch key {
@@ -102,12 +121,12 @@ func (r *cborReader) records(out *kinesissdk.PutRecordsOutput) error {
 			case "ErrorMessage":
 				dst, shared = &e.ErrorMessage, false
 			case "SequenceNumber": // nothing reads it: checked, not kept
-				_, _, err := r.textOrNull()
+				_, _, err := r.TextOrNull()
 				return err
 			default:
-				return r.skip(0)
+				return r.Skip()
 			}
-			s, null, err := r.textOrNull()
+			s, null, err := r.TextOrNull()
 			switch {
 			case err != nil || null:
 			case shared:
@@ -130,7 +149,7 @@ func (r *cborReader) records(out *kinesissdk.PutRecordsOutput) error {
 // knows. Byte strings become base64 text, as JSON carries blobs; tags are dropped; integers are
 // kept exact.
 func cborErrorToJSON(body []byte) ([]byte, error) {
-	v, err := cbor.Decode(body)
+	v, err := smithycbor.Decode(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformedCBOR, err)
 	}
@@ -138,39 +157,39 @@ func cborErrorToJSON(body []byte) ([]byte, error) {
 }
 
 // jsonValue is v as encoding/json marshals it.
-func jsonValue(v cbor.Value) any {
+func jsonValue(v smithycbor.Value) any {
 	switch v := v.(type) {
-	case cbor.Uint:
+	case smithycbor.Uint:
 		return json.Number(fmt.Sprint(uint64(v)))
-	case cbor.NegInt: // -v; 0 stands for -2^64
+	case smithycbor.NegInt: // -v; 0 stands for -2^64
 		n := new(big.Int).SetUint64(uint64(v))
 		if v == 0 {
 			n.Lsh(big.NewInt(1), 64)
 		}
 		return json.Number(n.Neg(n).String())
-	case cbor.Slice:
+	case smithycbor.Slice:
 		return base64.StdEncoding.EncodeToString(v)
-	case cbor.String:
+	case smithycbor.String:
 		return string(v)
-	case cbor.List:
+	case smithycbor.List:
 		l := make([]any, len(v))
 		for i, e := range v {
 			l[i] = jsonValue(e)
 		}
 		return l
-	case cbor.Map:
+	case smithycbor.Map:
 		m := make(map[string]any, len(v))
 		for k, e := range v {
 			m[k] = jsonValue(e)
 		}
 		return m
-	case *cbor.Tag:
+	case *smithycbor.Tag:
 		return jsonValue(v.Value)
-	case cbor.Bool:
+	case smithycbor.Bool:
 		return bool(v)
-	case cbor.Float32:
+	case smithycbor.Float32:
 		return finite(float64(v))
-	case cbor.Float64:
+	case smithycbor.Float64:
 		return finite(float64(v))
 	}
 	return nil // null, undefined
