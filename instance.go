@@ -13,6 +13,7 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/batcher"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/config"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/shards"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/transport"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
@@ -178,7 +179,7 @@ func logFeatures(log *slog.Logger, cfg config.Config, maxRecordSize int) {
 	switch {
 	case cfg.Aggregation && !cfg.PartitionKey.IsZero():
 		log.Info(fmt.Sprintf("aggregation: KPL aggregated records of up to %d bytes, shard-aware: the stream's shards are listed "+
-			"(kinesis:ListShards) every %v, and each aggregate holds the records of one shard", maxRecordSize, batcher.DefaultShardMapRefresh))
+			"(kinesis:ListShards) every %v, and each aggregate holds the records of one shard", maxRecordSize, shards.DefaultRefresh))
 	case cfg.Aggregation:
 		log.Info(fmt.Sprintf("aggregation: KPL aggregated records of up to %d bytes, the records of each aggregate sharing one random partition key",
 			maxRecordSize))

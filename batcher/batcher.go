@@ -50,6 +50,7 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/loglimit"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/pace"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/shards"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/ledger"
@@ -166,9 +167,9 @@ type Options struct {
 	// Shards lists the stream's shards: for per-shard pacing, packing by shard with
 	// PartitionKey, shard-aware aggregation, and random keys spread over the shards. nil means
 	// no shard map.
-	Shards ShardLister
+	Shards shards.Lister
 	// ShardMapRefresh is how long a shard map is used before it is listed again; 0 means
-	// DefaultShardMapRefresh. It is listed again sooner when Kinesis puts an aggregate in another
+	// shards.DefaultRefresh. It is listed again sooner when Kinesis puts an aggregate in another
 	// shard than the map's (the stream was resharded).
 	ShardMapRefresh time.Duration
 
@@ -208,9 +209,8 @@ type Pool struct {
 	keyPath       record.KeyPath
 	compression   compress.Kind
 	packing       packing
-	aggMaxSize    int        // the aggregator's limit, so that a compressed aggregate fits maxRecordSize
-	shards        shardCache // the stream's shard map
-	keySeed       uint64     // seeds the key rings of shard maps
+	aggMaxSize    int           // the aggregator's limit, so that a compressed aggregate fits maxRecordSize
+	shards        *shards.Cache // the stream's shard map, nil without a lister
 	maxInFlight   int
 	sched         *pace.Scheduler
 
@@ -253,10 +253,6 @@ func NewPool(p Putter, o Options) *Pool {
 	case o.SimpleAggregation:
 		pk = packSimple
 	}
-	refresh := o.ShardMapRefresh
-	if refresh <= 0 {
-		refresh = DefaultShardMapRefresh
-	}
 	inFlight := o.MaxInFlight
 	if inFlight <= 0 {
 		inFlight = DefaultMaxInFlight
@@ -278,15 +274,45 @@ func NewPool(p Putter, o Options) *Pool {
 		compression:   o.Compression,
 		packing:       pk,
 		aggMaxSize:    aggregateLimit(max, o.Compression),
-		keySeed:       binary.LittleEndian.Uint64(seed[:]),
 		maxInFlight:   inFlight,
 		sched:         pace.New(inFlight),
 	}
 	pool.recordSizeLimit = o.RecordSizeLimit
-	if o.Shards != nil {
-		pool.shards = shardCache{lister: o.Shards, refresh: refresh, retry: shardMapRetry, infoLimit: loglimit.Limiter{Every: every}}
-	}
+	pool.shards = shards.New(shards.Options{
+		Lister:      o.Shards,
+		Refresh:     o.ShardMapRefresh,
+		Log:         log,
+		Warn:        &pool.warnLimit,
+		LogInterval: every,
+		KeySeed:     binary.LittleEndian.Uint64(seed[:]),
+		SetMap:      pool.sched.SetMap,
+		Uses:        pool.shardUses(),
+		Loss:        pool.shardLoss(),
+		LossMatters: pool.packing == packKPL && !pool.keyPath.IsZero(),
+	})
 	return pool
+}
+
+// shardUses says what the shard map is for in this pool, for log lines.
+func (p *Pool) shardUses() string {
+	uses := "requests are paced per shard"
+	if !p.keyPath.IsZero() {
+		uses += ", packed by shard"
+	}
+	if p.packing == packKPL && !p.keyPath.IsZero() {
+		uses += ", and aggregation is shard-aware"
+	}
+	return uses
+}
+
+// shardLoss says what goes without a shard map, for log lines.
+func (p *Pool) shardLoss() string {
+	loss := "requests are not paced per shard (throttling lowers the requests in flight instead)"
+	if p.packing == packKPL && !p.keyPath.IsZero() {
+		loss += ", and each aggregate goes to the shard of its first record's partition key, so a consumer that " +
+			"checks shards (the KCL) may drop its other records"
+	}
+	return loss
 }
 
 // Flush decodes, encodes, batches and sends chunk, with up to the pool's MaxInFlight requests in
@@ -317,7 +343,7 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 		earlier, _ = p.ledger.Take(key)
 	}
 
-	b.begin(tag, earlier, p.shardMap(ctx))
+	b.begin(tag, earlier, p.shards.Map(ctx))
 	b.dec.Reset(chunk)
 	var ev record.Event
 	for b.addNext(ctx, &ev) {

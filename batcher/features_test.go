@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/smithy-go"
@@ -590,42 +591,50 @@ func TestShardListingFailure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			lister := &fakeLister{m: fourShards(t), err: tt.err}
-			chunk, _ := keyedChunk(200, func(i int) string { return fmt.Sprint("pod-", i%5) }, 50)
-			logs := &logSink{}
-			sp := &switchPutter{}
-			p := NewPool(sp, Options{Aggregation: true, PartitionKey: mustKeyPath(t, "k"), Shards: lister,
-				MaxRecordSize: 4 << 10, Logger: slog.New(logs), LogInterval: -1})
-			p.shards.retry = 0 // list again at the next flush
-			for i, aware := range tt.wantAware {
-				f := &fakePutter{t: t}
-				sp.p.Store(f)
-				if res, err := p.Flush(context.Background(), chunk, "t"); err != nil || res.Accepted != 200 {
-					t.Fatalf("flush %d = %+v, %v", i, res, err)
-				}
-				for _, r := range unpack(t, compress.None, f.sent()) {
-					if r.agg && (r.entry.ExplicitHashKey != "") != aware {
-						t.Errorf("flush %d: aggregate with explicit hash key %q, want shard-aware %v", i, r.entry.ExplicitHashKey, aware)
-					}
-					keys := map[string]bool{}
-					for _, u := range r.users {
-						keys[u.key] = true
-						if !strings.Contains(u.data, `"k":"`+u.key+`"`) {
-							t.Errorf("user record %q has key %q", u.data, u.key)
-						}
-					}
-					if r.agg && !aware && len(keys) < 1 {
-						t.Errorf("flush %d: an aggregate of no key", i)
-					}
-				}
-			}
-			if n := lister.calls.Load(); n != tt.wantCalls {
-				t.Errorf("listed %d times, want %d", n, tt.wantCalls)
-			}
-			if n := countPrefix(logs.all(), "WARN shard map:"); n != tt.wantWarns {
-				t.Errorf("%d warnings, want %d: %q", n, tt.wantWarns, logs.all())
-			}
+			// On a fake clock, so that each flush comes after the retry of a failed listing.
+			synctest.Test(t, func(t *testing.T) { shardListingFailure(t, tt.err, tt.wantCalls, tt.wantWarns, tt.wantAware) })
 		})
+	}
+}
+
+// shardListingFailure flushes a chunk once per entry of wantAware, 11 s apart, with a lister that
+// fails as listErr says, and checks the listings, the warnings and whether each flush's aggregates
+// were shard-aware.
+func shardListingFailure(t *testing.T, listErr func(call int) error, wantCalls int32, wantWarns int, wantAware []bool) {
+	lister := &fakeLister{m: fourShards(t), err: listErr}
+	chunk, _ := keyedChunk(200, func(i int) string { return fmt.Sprint("pod-", i%5) }, 50)
+	logs := &logSink{}
+	sp := &switchPutter{}
+	p := NewPool(sp, Options{Aggregation: true, PartitionKey: mustKeyPath(t, "k"), Shards: lister,
+		MaxRecordSize: 4 << 10, Logger: slog.New(logs), LogInterval: -1})
+	for i, aware := range wantAware {
+		time.Sleep(11 * time.Second) // past the retry after a failed listing (10 s), within the refresh period
+		f := &fakePutter{t: t}
+		sp.p.Store(f)
+		if res, err := p.Flush(context.Background(), chunk, "t"); err != nil || res.Accepted != 200 {
+			t.Fatalf("flush %d = %+v, %v", i, res, err)
+		}
+		for _, r := range unpack(t, compress.None, f.sent()) {
+			if r.agg && (r.entry.ExplicitHashKey != "") != aware {
+				t.Errorf("flush %d: aggregate with explicit hash key %q, want shard-aware %v", i, r.entry.ExplicitHashKey, aware)
+			}
+			keys := map[string]bool{}
+			for _, u := range r.users {
+				keys[u.key] = true
+				if !strings.Contains(u.data, `"k":"`+u.key+`"`) {
+					t.Errorf("user record %q has key %q", u.data, u.key)
+				}
+			}
+			if r.agg && !aware && len(keys) < 1 {
+				t.Errorf("flush %d: an aggregate of no key", i)
+			}
+		}
+	}
+	if n := lister.calls.Load(); n != wantCalls {
+		t.Errorf("listed %d times, want %d", n, wantCalls)
+	}
+	if n := countPrefix(logs.all(), "WARN shard map:"); n != wantWarns {
+		t.Errorf("%d warnings, want %d: %q", n, wantWarns, logs.all())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/pace"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/shards"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
@@ -112,7 +113,7 @@ type flushState struct {
 	res     Result
 	start   time.Time
 	earlier ledger.Bitset // events delivered by an earlier flush of this chunk (the ledger's)
-	shards  *shardView    // the shard map, nil without one
+	shards  *shards.View  // the shard map, nil without one
 	ordered bool          // partition_key: each queue has at most one request in flight
 
 	inflight      int                // requests started and not yet handled
@@ -142,15 +143,15 @@ func (f *flushState) shardMap() *kpl.ShardMap {
 	if f.shards == nil {
 		return nil
 	}
-	return f.shards.m
+	return f.shards.Map
 }
 
 // begin starts a flush of a chunk with this tag; earlier holds the events an earlier flush of the
 // same chunk delivered, which are not sent again, and shards is the pool's shard map (nil when
 // there is none).
-func (b *batcher) begin(tag string, earlier ledger.Bitset, shards *shardView) {
+func (b *batcher) begin(tag string, earlier ledger.Bitset, view *shards.View) {
 	b.setLimits()
-	b.f = flushState{tag: tag, earlier: earlier, shards: shards, start: time.Now(), ordered: !b.pool.keyPath.IsZero()}
+	b.f = flushState{tag: tag, earlier: earlier, shards: view, start: time.Now(), ordered: !b.pool.keyPath.IsZero()}
 	b.events = b.events[:0]
 	b.joined, b.joinedEvs = b.joined[:0], b.joinedEvs[:0]
 	b.unsent, b.rejected, b.invalid = b.unsent[:0], b.rejected[:0], b.invalid[:0]

@@ -74,17 +74,15 @@ func (b *batcher) internKey(key string) keyInfo {
 }
 
 // randomKey returns a random partition key, and its shard in the flush's map (noShard without a
-// map). With a map, the keys go to the shards in turn (see keyRing).
+// map). With a map, the keys go to the shards in turn (see shards.View.RandomKey).
 func (b *batcher) randomKey() (string, int) {
-	v := b.f.shards
-	if v == nil || len(v.keys.shards) == 0 {
-		return b.keys.Next(), noShard
+	if v := b.f.shards; v != nil {
+		if key, shard, ok := v.RandomKey(b.rr + 1); ok {
+			b.rr++
+			return key, shard
+		}
 	}
-	b.rr++
-	n := len(v.keys.shards)
-	shard := v.keys.shards[b.rr%n]
-	keys := v.keys.keys[shard]
-	return keys[(b.rr/n)%len(keys)], shard
+	return b.keys.Next(), noShard
 }
 
 // randomKeyInfo is randomKey with the key's queue: any will do, as a random key needs no order.

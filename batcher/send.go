@@ -445,7 +445,7 @@ func (b *batcher) checkShard(i int, gotID string) {
 	}
 	if want := b.f.shardMap().Shard(i).ID; gotID != want {
 		b.f.shardsChanged = true
-		b.pool.shardMapChanged(b.f.shardMap(), want, gotID)
+		b.pool.shards.Changed(b.f.shardMap(), want, gotID)
 	}
 }
 

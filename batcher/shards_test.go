@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"strings"
 	"sync"
 	"testing"
 
@@ -171,47 +170,6 @@ func TestShardMapChange(t *testing.T) {
 				t.Errorf("Resent = %d, want 0", s.Resent)
 			}
 		})
-	}
-}
-
-// TestShardMapChangedOnce: a change is acted on once per map: a second notice of the same map
-// neither logs nor lists again, nor does a late notice of a map already replaced.
-func TestShardMapChangedOnce(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	four, split := fourShards(t), splitShards(t)
-	lister := &fakeLister{m: four}
-	logs := &logSink{}
-	p := NewPool(&fakePutter{t: t}, Options{Aggregation: true, PartitionKey: mustKeyPath(t, "k"), Shards: lister,
-		Logger: slog.New(logs), LogInterval: -1})
-	infos := func() int { return countPrefix(logs.all(), "INFO shard map: Kinesis put") }
-
-	if v := p.shardMap(ctx); v == nil || v.m != four {
-		t.Fatal("first listing: not the lister's map")
-	}
-	p.shardMapChanged(four, "shardId-0", "shardId-4")
-	p.shardMapChanged(four, "shardId-0", "shardId-5")
-	if n := infos(); n != 1 {
-		t.Errorf("%d info lines for one change, want 1: %q", n, logs.all())
-	}
-	lister.m = split
-	if v := p.shardMap(ctx); v == nil || v.m != split || lister.calls.Load() != 2 {
-		t.Fatalf("after a change: listed %d times, want 2 and the new map", lister.calls.Load())
-	}
-	if v := p.shardMap(ctx); v == nil || v.m != split || lister.calls.Load() != 2 {
-		t.Errorf("listed %d times, want 2: the new map is fresh", lister.calls.Load())
-	}
-	// A flush that used the old map notices late.
-	p.shardMapChanged(four, "shardId-0", "shardId-4")
-	if v := p.shardMap(ctx); v == nil || v.m != split || lister.calls.Load() != 2 {
-		t.Errorf("a late notice of the old map: listed %d times, want 2", lister.calls.Load())
-	}
-	if n := infos(); n != 1 {
-		t.Errorf("a late notice of the old map logged: %q", logs.all())
-	}
-	if want := `INFO shard map: Kinesis put an aggregate sent to shard "shardId-0" in shard "shardId-4": ` +
-		`the stream's shards have changed, listing them again at the next flush`; !strings.Contains(strings.Join(logs.all(), "\n"), want) {
-		t.Errorf("log %q, want %q", logs.all(), want)
 	}
 }
 
