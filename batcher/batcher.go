@@ -1,9 +1,9 @@
 // Package batcher turns a Fluent Bit chunk into PutRecords requests and sees them delivered: it
-// decodes and encodes the chunk's events (package record), packs the encoded records into requests
-// under the PutRecords limits, sends them through a Putter, resends only the entries Kinesis did
-// not accept (matched by index) with a bounded jittered backoff (Retry), and remembers in a Ledger
-// which records of a chunk it will be flushed again were accepted, so that the next flush sends
-// only the rest. A Pool gives each concurrent flush its own batcher, so that Fluent Bit's workers
+// decodes and encodes the chunk's events (package record), packs the encoded records into Kinesis
+// records and commits them to requests under the PutRecords limits, which package requests sends
+// through a Putter, resending only the entries Kinesis did not accept (matched by index) with a
+// bounded jittered backoff (requests.Retry), and remembers in a Ledger which records of a chunk it
+// will be flushed again were accepted, so that the next flush sends only the rest. A Pool gives each concurrent flush its own batcher, so that Fluent Bit's workers
 // can flush in parallel.
 //
 // A Kinesis record is one encoded record (its partition key from a field, or random), or several
@@ -50,6 +50,7 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/loglimit"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/pace"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/requests"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/shards"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
@@ -57,13 +58,8 @@ import (
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
 )
 
-// Putter sends one PutRecords request; *kinesis.Client is one. The entries' Data is only valid
-// until PutRecords returns: an implementation that keeps it must copy it.
-type Putter interface {
-	PutRecords(ctx context.Context, entries []kinesis.Entry) (kinesis.PutResult, error)
-}
-
-var _ Putter = (*kinesis.Client)(nil)
+// Putter sends one PutRecords request; *kinesis.Client is one. See requests.Putter.
+type Putter = requests.Putter
 
 var (
 	// ErrBadChunk: the chunk (or its tail) could not be decoded, or some of its records could not
@@ -144,8 +140,8 @@ type Options struct {
 	MaxRecordSize int
 	Record        record.Options
 	Logger        *slog.Logger // nil discards
-	// Retry is the in-flush retry policy; its unset fields take DefaultRetry's.
-	Retry Retry
+	// Retry is the in-flush retry policy; its unset fields take requests.DefaultRetry's.
+	Retry requests.Retry
 	// Ledger remembers partly delivered chunks; nil means ledger.New(0, 0).
 	Ledger *ledger.Ledger
 	// LogInterval rate-limits each kind of line a pool writes per flush; 0 means
@@ -201,7 +197,7 @@ type Pool struct {
 	recordOpts    record.Options
 	maxRecordSize int
 	log           *slog.Logger
-	retry         Retry
+	retry         requests.Retry
 	ledger        *ledger.Ledger
 	warnLimit     loglimit.Limiter // lines about flushes with failures
 	errorLimit    loglimit.Limiter // lines about credentials, missing streams, rejected requests
@@ -213,10 +209,12 @@ type Pool struct {
 	shards        *shards.Cache // the stream's shard map, nil without a lister
 	maxInFlight   int
 	sched         *pace.Scheduler
+	// bufs keeps idle request buffers: at most 2·maxInFlight (besides those in flight, each flush
+	// holds a few: its open and sealed requests).
+	bufs *requests.Buffers
 
 	mu       sync.Mutex
 	free     []*batcher // idle batchers, reused to keep their buffers
-	bufs     [][]byte   // idle request buffers, at most 2·maxInFlight
 	closed   bool
 	inflight sync.WaitGroup
 
@@ -265,7 +263,7 @@ func NewPool(p Putter, o Options) *Pool {
 		recordOpts:    o.Record,
 		maxRecordSize: max,
 		log:           log,
-		retry:         o.Retry.withDefaults(),
+		retry:         o.Retry.WithDefaults(),
 		ledger:        led,
 		warnLimit:     loglimit.Limiter{Every: every},
 		errorLimit:    loglimit.Limiter{Every: every},
@@ -276,6 +274,7 @@ func NewPool(p Putter, o Options) *Pool {
 		aggMaxSize:    aggregateLimit(max, o.Compression),
 		maxInFlight:   inFlight,
 		sched:         pace.New(inFlight),
+		bufs:          requests.NewBuffers(2 * inFlight),
 	}
 	pool.recordSizeLimit = o.RecordSizeLimit
 	pool.shards = shards.New(shards.Options{
@@ -369,8 +368,9 @@ func (p *Pool) Flush(ctx context.Context, chunk []byte, tag string) (Result, err
 func (p *Pool) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
-	p.free, p.bufs = nil, nil
+	p.free = nil
 	p.mu.Unlock()
+	p.bufs.Close()
 
 	done := make(chan struct{})
 	go func() {
@@ -416,35 +416,8 @@ func (p *Pool) acquire() (*batcher, error) {
 	return p.newBatcher(), nil
 }
 
-// maxKeptArena bounds a buffer kept between requests or flushes: a full request and one record.
+// maxKeptArena bounds a scratch buffer kept between flushes: a full request and one record.
 const maxKeptArena = 2 * limits.MaxRequestBytes
-
-// getBuf returns an empty request buffer, from the idle ones if there is one.
-func (p *Pool) getBuf() []byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.bufs); n > 0 {
-		buf := p.bufs[n-1]
-		p.bufs[n-1] = nil
-		p.bufs = p.bufs[:n-1]
-		return buf
-	}
-	return nil
-}
-
-// putBuf keeps buf for another request, unless enough are idle or it is too large to keep: idle
-// buffers are at most 2·maxInFlight (besides those in flight, each flush holds a few: its open and
-// sealed requests), each at most maxKeptArena.
-func (p *Pool) putBuf(buf []byte) {
-	if buf == nil || cap(buf) > maxKeptArena {
-		return
-	}
-	p.mu.Lock()
-	if len(p.bufs) < 2*p.maxInFlight && !p.closed {
-		p.bufs = append(p.bufs, buf[:0])
-	}
-	p.mu.Unlock()
-}
 
 func (p *Pool) release(b *batcher) {
 	b.releaseAggregates()
@@ -472,5 +445,13 @@ func (p *Pool) newBatcher() *batcher {
 		comp:    compress.New(p.compression),
 		keyStrs: make(map[string]keyInfo),
 		rr:      int(seed[0]),
+		queues: requests.New(requests.Config{
+			Putter:    p.putter,
+			Scheduler: p.sched,
+			Buffers:   p.bufs,
+			Retry:     p.retry,
+			MaxQueues: p.maxInFlight,
+			Resharded: p.shards.Changed,
+		}),
 	}
 }

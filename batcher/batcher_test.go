@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/requests"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
@@ -125,7 +126,7 @@ func (s *logSink) all() []string {
 }
 
 // fastRetry is the default policy without the waits, for tests.
-var fastRetry = Retry{MaxAttempts: DefaultMaxAttempts, Window: time.Minute, Backoff: func(int) time.Duration { return 0 }}
+var fastRetry = requests.Retry{MaxAttempts: requests.DefaultMaxAttempts, Window: time.Minute, Backoff: func(int) time.Duration { return 0 }}
 
 // packAll drives the packing path directly with pre-encoded records, as Flush does with encoded
 // events, and returns the flush's result. Tests that check the order of requests give the pool
@@ -143,8 +144,8 @@ func packAll(t *testing.T, p *Pool, records [][]byte, decErr error) (*batcher, R
 		b.add(ctx, r)
 	}
 	res, err := b.end(ctx, decErr)
-	if n := b.queuedRequests(); n != 0 || b.f.inflight != 0 {
-		t.Errorf("after the flush: %d requests queued, %d in flight", n, b.f.inflight)
+	if queued, inflight := b.queues.Pending(); queued != 0 || inflight != 0 {
+		t.Errorf("after the flush: %d requests queued, %d in flight", queued, inflight)
 	}
 	return b, res, err
 }
@@ -408,7 +409,7 @@ func TestPartialFailure(t *testing.T) {
 	}
 }
 
-// TestFailingRecords fails some records at every attempt: they are sent DefaultMaxAttempts times,
+// TestFailingRecords fails some records at every attempt: they are sent requests.DefaultMaxAttempts times,
 // the others once, and the flush reports them not delivered, with the set of delivered records
 // for the ledger.
 func TestFailingRecords(t *testing.T) {
@@ -433,7 +434,7 @@ func TestFailingRecords(t *testing.T) {
 	if !errors.As(err, &de) || !errors.Is(err, ErrNotDelivered) {
 		t.Fatalf("err = %v, want a DeliveryError", err)
 	}
-	if de.Failed != 100 || de.Total != 1000 || de.Attempts != DefaultMaxAttempts || de.Class != kinesis.ClassRetryable ||
+	if de.Failed != 100 || de.Total != 1000 || de.Attempts != requests.DefaultMaxAttempts || de.Class != kinesis.ClassRetryable ||
 		de.Code != kinesis.CodeThroughputExceeded || de.Err != nil {
 		t.Errorf("delivery error = %+v", de)
 	}
@@ -444,12 +445,12 @@ func TestFailingRecords(t *testing.T) {
 	seen := map[int]bool{}
 	for _, a := range backoffs {
 		seen[a] = true
-		if a < 2 || a > DefaultMaxAttempts {
-			t.Errorf("backoff asked for attempt %d: want 2 to %d", a, DefaultMaxAttempts)
+		if a < 2 || a > requests.DefaultMaxAttempts {
+			t.Errorf("backoff asked for attempt %d: want 2 to %d", a, requests.DefaultMaxAttempts)
 		}
 	}
-	if len(seen) != DefaultMaxAttempts-1 {
-		t.Errorf("backoff asked for attempts %v, want each of 2 to %d", backoffs, DefaultMaxAttempts)
+	if len(seen) != requests.DefaultMaxAttempts-1 {
+		t.Errorf("backoff asked for attempts %v, want each of 2 to %d", backoffs, requests.DefaultMaxAttempts)
 	}
 	sent := map[string]int{}
 	for _, req := range f.sent() {
@@ -460,7 +461,7 @@ func TestFailingRecords(t *testing.T) {
 	for i, r := range records {
 		want := 1
 		if i%10 == 3 {
-			want = DefaultMaxAttempts
+			want = requests.DefaultMaxAttempts
 		}
 		if sent[string(r)] != want {
 			t.Fatalf("record %d sent %d times, want %d", i, sent[string(r)], want)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/requests"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/ledger"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
@@ -115,7 +116,7 @@ func TestLedgerSendsOnlyTheRest(t *testing.T) {
 	for i := range data {
 		wantSends := 1
 		if i%7 == 0 {
-			wantSends = DefaultMaxAttempts + 1
+			wantSends = requests.DefaultMaxAttempts + 1
 		}
 		if accepted[i] != 1 || sends[i] != wantSends {
 			t.Fatalf("record %d: accepted %d times, sent %d; want 1, %d", i, accepted[i], sends[i], wantSends)
@@ -327,7 +328,7 @@ func TestConcurrentDelivery(t *testing.T) {
 		}
 		return srv.PutRecords(ctx, entries)
 	})
-	p := NewPool(flaky, Options{Retry: Retry{MaxAttempts: 2, Backoff: func(int) time.Duration { return 0 }}})
+	p := NewPool(flaky, Options{Retry: requests.Retry{MaxAttempts: 2, Backoff: func(int) time.Duration { return 0 }}})
 	const goroutines, events, maxFlushes = 8, 1100, 50
 	var wg sync.WaitGroup
 	var all []string

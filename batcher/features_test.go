@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/requests"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
@@ -663,7 +664,7 @@ func TestAggregatePartialFailure(t *testing.T) {
 		}
 		return ""
 	}}
-	p := NewPool(f, Options{Aggregation: true, MaxRecordSize: 4 << 10, Retry: Retry{MaxAttempts: 3, Backoff: fastRetry.Backoff}})
+	p := NewPool(f, Options{Aggregation: true, MaxRecordSize: 4 << 10, Retry: requests.Retry{MaxAttempts: 3, Backoff: fastRetry.Backoff}})
 	res, err := p.Flush(context.Background(), chunk, "t")
 	var de *DeliveryError
 	if !errors.As(err, &de) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/compress"
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/requests"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/record"
@@ -173,7 +174,7 @@ func TestConcurrentFlushes(t *testing.T) {
 				data := fmt.Sprintf(`{"g":"%d","r":"%d","i":"%d"}`, g, r, i)
 				want := 1 // sent once; the failing ones at every attempt
 				if g == failing && i%10 == 0 {
-					want = DefaultMaxAttempts
+					want = requests.DefaultMaxAttempts
 				}
 				if seen[data] != want {
 					t.Fatalf("record %s sent %d times, want %d", data, seen[data], want)

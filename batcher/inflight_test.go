@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/requests"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kinesis/limits"
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/kpl"
@@ -212,7 +213,7 @@ func TestOrderPerKey(t *testing.T) {
 			// them in their queue.
 			f.stubborn, f.sentTimes = map[int]int{1234: 3, 4321: 3}, map[int]int{}
 			o := Options{PartitionKey: mustKeyPath(t, "k"), MaxInFlight: 8,
-				Retry: Retry{MaxAttempts: 3, Window: time.Minute, Backoff: func(int) time.Duration { return 0 }}}
+				Retry: requests.Retry{MaxAttempts: 3, Window: time.Minute, Backoff: func(int) time.Duration { return 0 }}}
 			if withMap {
 				f.shards = true
 				o.Shards = &fakeLister{m: f.m}
@@ -389,7 +390,7 @@ func TestPacingUnderOverload(t *testing.T) {
 	t.Parallel()
 	m := twoShards(t)
 	f := newShardLimitedPutter(m, 10*time.Millisecond)
-	p := NewPool(f, Options{Shards: &fakeLister{m: m}, MaxInFlight: 16, Retry: Retry{Window: time.Minute}})
+	p := NewPool(f, Options{Shards: &fakeLister{m: m}, MaxInFlight: 16, Retry: requests.Retry{Window: time.Minute}})
 	start := time.Now()
 	var wg sync.WaitGroup
 	const flushes, records = 3, 2000
@@ -440,7 +441,7 @@ func TestFailingEndpointProbed(t *testing.T) {
 		return kinesis.PutResult{}, errors.New("connection reset by peer")
 	})
 	p := NewPool(putter, Options{MaxInFlight: 16,
-		Retry: Retry{MaxAttempts: 3, Window: time.Minute, Backoff: func(int) time.Duration { return backoff }}})
+		Retry: requests.Retry{MaxAttempts: 3, Window: time.Minute, Backoff: func(int) time.Duration { return backoff }}})
 	res, err := p.Flush(context.Background(), seqChunk(1500, 1500), "t") // 3 requests
 	if !errors.Is(err, ErrNotDelivered) || res.Failed != 1500 {
 		t.Fatalf("Flush = %+v, %v; want 1500 not delivered", res, err)

@@ -46,9 +46,9 @@ func (b *batcher) recordKey(body []byte) keyInfo {
 		return b.randomKeyInfo()
 	}
 	b.keyBuf = k
-	if m := b.f.shardMap(); m != b.keysMap || len(b.queues) != b.keysG {
+	if m := b.f.shardMap(); m != b.keysMap || b.queues.Len() != b.keysG {
 		clear(b.keyStrs) // the shards and queues of the keys have changed
-		b.keysMap, b.keysG = m, len(b.queues)
+		b.keysMap, b.keysG = m, b.queues.Len()
 	}
 	if ki, ok := b.keyStrs[string(k)]; ok {
 		return ki
@@ -58,7 +58,7 @@ func (b *batcher) recordKey(body []byte) keyInfo {
 
 // internKey returns the keyInfo of key, interned.
 func (b *batcher) internKey(key string) keyInfo {
-	if ki, ok := b.keyStrs[key]; ok && b.keysMap == b.f.shardMap() && b.keysG == len(b.queues) {
+	if ki, ok := b.keyStrs[key]; ok && b.keysMap == b.f.shardMap() && b.keysG == b.queues.Len() {
 		return ki
 	}
 	if len(b.keyStrs) >= maxInternedKeys {
@@ -68,7 +68,7 @@ func (b *batcher) internKey(key string) keyInfo {
 	if m := b.f.shardMap(); m != nil {
 		ki.dest = m.Lookup(key)
 	}
-	ki.queue = b.queueOf(key, ki.dest)
+	ki.queue = b.queues.Of(key, ki.dest)
 	b.keyStrs[key] = ki
 	return ki
 }
@@ -88,9 +88,9 @@ func (b *batcher) randomKey() (string, int) {
 // randomKeyInfo is randomKey with the key's queue: any will do, as a random key needs no order.
 func (b *batcher) randomKeyInfo() keyInfo {
 	key, dest := b.randomKey()
-	q := b.rr % len(b.queues)
+	q := b.rr % b.queues.Len()
 	if dest != noShard {
-		q = dest % len(b.queues)
+		q = dest % b.queues.Len()
 	}
 	return keyInfo{key: key, dest: dest, queue: q}
 }
@@ -116,17 +116,17 @@ func (b *batcher) place(ctx context.Context, idx int, data []byte, k keyInfo) {
 // record carrying the events evs, with partition key key, and commits it (for shard and dest, see
 // commit).
 func (b *batcher) appendRecord(ctx context.Context, q int, data []byte, key string, shard, dest int, evs []int) {
-	r := b.open(q)
-	start := len(r.buf)
-	out, err := b.comp.Append(r.buf, data)
+	buf := b.queues.Buf(q)
+	start := len(*buf)
+	out, err := b.comp.Append(*buf, data)
 	if err != nil {
-		r.buf = r.buf[:start]
+		*buf = (*buf)[:start]
 		for _, i := range evs {
 			b.skipInvalid(i, err)
 		}
 		return
 	}
-	r.buf = out
+	*buf = out
 	b.commit(ctx, q, start, key, shard, dest, evs)
 }
 
@@ -205,7 +205,7 @@ func (b *batcher) prepareGroups() {
 	case b.shardAware():
 		n = b.f.shardMap().Len()
 	case b.f.ordered:
-		n = len(b.queues)
+		n = b.queues.Len()
 	}
 	for len(b.groups) < n {
 		b.groups = append(b.groups, &aggGroup{agg: kpl.NewAggregator(b.aggMaxSize)})
@@ -215,7 +215,7 @@ func (b *batcher) prepareGroups() {
 		g.shard, g.dest, g.queue = noShard, noShard, 0
 		switch {
 		case b.shardAware():
-			g.shard, g.dest, g.queue = i, i, i%len(b.queues)
+			g.shard, g.dest, g.queue = i, i, i%b.queues.Len()
 		case b.f.ordered:
 			g.queue = i
 		}
@@ -283,9 +283,9 @@ func (b *batcher) finishGroup(ctx context.Context, g *aggGroup) {
 	default:
 		key := g.agg.PartitionKey()
 		if b.pool.compression == compress.None {
-			r := b.open(g.queue)
-			start := len(r.buf)
-			r.buf = g.agg.Finish(r.buf)
+			buf := b.queues.Buf(g.queue)
+			start := len(*buf)
+			*buf = g.agg.Finish(*buf)
 			b.commit(ctx, g.queue, start, key, g.shard, g.dest, g.evs)
 		} else {
 			b.scratch = g.agg.Finish(b.scratch[:0])

@@ -19,7 +19,8 @@ import (
 // a warning for transient failures, an error for credentials, missing streams and rejected
 // requests; the lines are rate-limited per pool.
 func (b *batcher) logFailures(res Result, err error) {
-	if b.f.firstFailed == 0 && res.Failed == 0 && res.Rejected == 0 {
+	sent := &b.f.sent
+	if sent.FirstFailed == 0 && res.Failed == 0 && res.Rejected == 0 {
 		return
 	}
 	serious := res.Rejected > 0
@@ -37,24 +38,24 @@ func (b *batcher) logFailures(res Result, err error) {
 	}
 
 	var msg strings.Builder
-	fmt.Fprintf(&msg, "%d of %d records failed (%s)", b.f.firstFailed, b.f.firstSent, b.f.codes.String())
+	fmt.Fprintf(&msg, "%d of %d records failed (%s)", sent.FirstFailed, sent.FirstSent, sent.Codes.String())
 	switch {
 	case res.Failed == 0 && res.Rejected == 0:
-		fmt.Fprintf(&msg, ", resent: all delivered after %d attempts", b.f.maxAttempt)
+		fmt.Fprintf(&msg, ", resent: all delivered after %d attempts", sent.MaxAttempt)
 	case res.Failed > 0:
-		fmt.Fprintf(&msg, ", %d not delivered after %d attempts", res.Failed, b.f.maxAttempt)
+		fmt.Fprintf(&msg, ", %d not delivered after %d attempts", res.Failed, sent.MaxAttempt)
 		switch {
 		case de != nil && de.Class != kinesis.ClassRetryable:
 			fmt.Fprintf(&msg, " (%s)", de.Class)
-		case b.f.maxAttempt < b.pool.retry.MaxAttempts:
+		case sent.MaxAttempt < b.pool.retry.MaxAttempts:
 			msg.WriteString(" (retry window over)")
 		}
 	}
 	if res.Rejected > 0 {
 		fmt.Fprintf(&msg, ", %d rejected by Kinesis as invalid", res.Rejected)
-		if b.f.rejectErr != nil {
-			fmt.Fprintf(&msg, " (%s, request id %q): request of %s", kinesis.ErrorCode(b.f.rejectErr),
-				kinesis.RequestID(b.f.rejectErr), b.f.rejectShape)
+		if sent.RejectErr != nil {
+			fmt.Fprintf(&msg, " (%s, request id %q): request of %s", kinesis.ErrorCode(sent.RejectErr),
+				kinesis.RequestID(sent.RejectErr), sent.RejectShape)
 		}
 	}
 	if res.Earlier > 0 {
@@ -68,8 +69,8 @@ func (b *batcher) logFailures(res Result, err error) {
 	}
 	// The request error's text helps with network and credential problems; a rejected
 	// request's text may quote its data, so only its code and shape are logged.
-	if b.f.firstErr != nil && b.f.firstErr != b.f.rejectErr {
-		msg.WriteString("; first error: " + b.f.firstErr.Error())
+	if sent.FirstErr != nil && sent.FirstErr != sent.RejectErr {
+		msg.WriteString("; first error: " + sent.FirstErr.Error())
 	}
 	msg.WriteString(loglimit.HeldBack(held))
 
@@ -79,22 +80,6 @@ func (b *batcher) logFailures(res Result, err error) {
 	} else {
 		log.Warn(msg.String(), tag)
 	}
-}
-
-// requestShape describes a request without its data: records, bytes, the largest record and the
-// partition keys' lengths.
-func requestShape(spans []span) string {
-	size, largest, minKey, maxKey := 0, 0, 0, 0
-	for i, s := range spans {
-		size += s.size()
-		largest = max(largest, s.size())
-		if k := len(s.key); i == 0 || k < minKey {
-			minKey = k
-		}
-		maxKey = max(maxKey, len(s.key))
-	}
-	return fmt.Sprintf("%d records, %d bytes, largest record %d bytes, partition keys of %d to %d bytes",
-		len(spans), size, largest, minKey, maxKey)
 }
 
 // logSkips writes at most one line per reason for the records the flush skipped; the lines are
@@ -123,49 +108,6 @@ func (b *batcher) logSkips() {
 	}
 	// Records that cannot be encoded make the flush fail with ErrBadChunk, logged by the caller;
 	// when a delivery failure takes precedence, they are reported on the retry.
-}
-
-// codeTally counts failed record sends by error code, in the order the codes first appeared;
-// a few codes are kept, the rest summed as others.
-type codeTally struct {
-	codes  [4]string
-	counts [4]int
-	others int
-}
-
-func (t *codeTally) add(code string, n int) {
-	for i := range t.codes {
-		switch t.codes[i] {
-		case code:
-			t.counts[i] += n
-			return
-		case "":
-			t.codes[i], t.counts[i] = code, n
-			return
-		}
-	}
-	t.others += n
-}
-
-// first returns the first code counted, or "".
-func (t *codeTally) first() string { return t.codes[0] }
-
-// String is e.g. "ProvisionedThroughputExceededException ×230, InternalFailure ×10".
-func (t *codeTally) String() string {
-	var sb strings.Builder
-	for i, c := range t.codes {
-		if c == "" {
-			break
-		}
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		fmt.Fprintf(&sb, "%s ×%d", c, t.counts[i])
-	}
-	if t.others > 0 {
-		fmt.Fprintf(&sb, ", others ×%d", t.others)
-	}
-	return sb.String()
 }
 
 func (p *Pool) logLedgerEviction(n int) {

@@ -130,7 +130,8 @@ func isCertificateError(err error) bool {
 }
 
 // ErrorClass says what a failed request, or a failed entry of a request, means for delivery.
-// Classify and ClassifyCode compute it; package batcher decides what to do with each class.
+// Classify and ClassifyCode compute it; package internal/requests decides what to do with each
+// class (its Retry policy), and package batcher what a flush returns.
 type ErrorClass int
 
 const (

@@ -4,10 +4,10 @@
 // makes: PutRecords, and ListShards for shard-aware aggregation.
 //
 // It sends the entries it is given in one request and reports per entry what Kinesis answered. It
-// does not know about Fluent Bit, chunks or records; batching, resending failed entries and backoff
-// belong to package batcher. The bytes of a PutRecords request and response are package
-// internal/wire's, the connections package internal/transport's, the limits package
-// kinesis/limits's, and the KPL format and shard map package kpl's.
+// does not know about Fluent Bit, chunks or records; batching belongs to package batcher, and
+// resending failed entries and backoff to package internal/requests. The bytes of a PutRecords
+// request and response are package internal/wire's, the connections package internal/transport's,
+// the limits package kinesis/limits's, and the KPL format and shard map package kpl's.
 package kinesis
 
 import (

@@ -260,7 +260,7 @@ func summaryCount(line, pattern string) int {
 // batcher's attempts is sent twice (one immediate re-send), without it once.
 func TestAutoRetryRequests(t *testing.T) {
 	t.Parallel()
-	const attempts = 5 // batcher.DefaultMaxAttempts
+	const attempts = 5 // requests.DefaultMaxAttempts
 	tests := []struct {
 		autoRetry    string
 		wantRequests int

@@ -3,9 +3,9 @@
 // under its write limits with a token bucket whose rate adapts to Kinesis's answers (it is cut when
 // a shard throttles and grows back as it accepts), as the KPL paces its shards.
 //
-// It sends nothing and knows nothing of records: package batcher tells it what each request takes
+// It sends nothing and knows nothing of records: package requests tells it what each request takes
 // from each shard before it starts (TryStart), when it is answered (Done), and what the answer said
-// of each shard (Feedback).
+// of each shard (Feedback); package shards gives it each shard map listed (SetMap).
 package pace
 
 import (

@@ -1,4 +1,4 @@
-package batcher
+package requests
 
 import (
 	"context"
@@ -56,8 +56,8 @@ func DefaultRetry() Retry {
 	}
 }
 
-// withDefaults fills the unset fields of r from DefaultRetry.
-func (r Retry) withDefaults() Retry {
+// WithDefaults fills the unset fields of r from DefaultRetry.
+func (r Retry) WithDefaults() Retry {
 	d := DefaultRetry()
 	if r.MaxAttempts <= 0 {
 		r.MaxAttempts = d.MaxAttempts
