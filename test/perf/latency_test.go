@@ -69,7 +69,8 @@ func BenchmarkFluentBitLatency(b *testing.B) {
 	}
 	dir := b.TempDir()
 	logFile, size := writeContainerLog(b, dir, lines)
-	b.Logf("%d lines, %d bytes (%d a line), sink latency %v, workers 1, Flush %s", lines, size, size/int64(lines), latency, flush)
+	b.Logf("%d lines, %d bytes (%d a line), sink latency %v, Flush %s, workers 1 (this plugin: %s), max_in_flight %s", lines, size,
+		size/int64(lines), latency, flush, cmp.Or(os.Getenv("PERF_GO_WORKERS"), "1"), cmp.Or(os.Getenv("PERF_MAX_IN_FLIGHT"), "default"))
 
 	results := map[string][]latencyRun{}
 	for run := range runs {
