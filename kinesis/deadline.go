@@ -12,9 +12,9 @@ import (
 )
 
 // deadlineClient bounds each request with a deadline on its context, where http.Client.Timeout
-// would start a goroutine and a timer per request (net/http's setRequestCancel). The plugin
-// sends from Fluent Bit's threads, where starting that goroutine, and stopping it when the
-// response arrives, each wake a thread of the Go runtime. The timeout covers the request and the
+// would start a goroutine and a timer per request (net/http's setRequestCancel): starting that
+// goroutine, and stopping it when the response arrives, can each wake a thread of the Go runtime,
+// and while a timer is pending an idle runtime thread wakes at every packet. The timeout covers the request and the
 // reading of the response's body, as http.Client.Timeout does, and fails them with the same kind
 // of error: a *url.Error whose Timeout is true, which is not context.DeadlineExceeded (that is the
 // caller's own deadline).

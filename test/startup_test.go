@@ -5,10 +5,8 @@ package test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/kinesis-streams-go/fluent-bit-kinesis/test/internal/textdiff"
 	"io"
 	"net"
 	"net/http"
@@ -71,7 +69,7 @@ func TestStartupCheck(t *testing.T) {
 			{Instance: 1, Thread: 1, Tag: "app.log", Chunk: chunk.Build(chunk.V2Compact, evs)},
 		},
 	}
-	res := runHostAllowingFailedInits(t, m, pluginEnv(t, false))
+	res := runHost(t, m, pluginEnv(t, false))
 
 	wantRC := []int{flbhost.FLBOK, flbhost.FLBOK, flbhost.FLBError}
 	for i, in := range res.Inits {
@@ -109,34 +107,6 @@ func TestStartupCheck(t *testing.T) {
 	}
 	t.Logf("start-up lines:\n%s\n%s\n%s", good, lineOf(instanceLines(res.Stderr, 1), "start-up check:"),
 		lineOf(instanceLines(res.Stderr, 2), "start-up check:"))
-}
-
-// runHostAllowingFailedInits is runHost without its check that every Init succeeded.
-func runHostAllowingFailedInits(t *testing.T, m flbhost.Manifest, env []string) *flbhost.Result {
-	t.Helper()
-	m.SO = soPath(t)
-	m.Name = pluginName
-	ctx, cancel := context.WithTimeout(context.Background(), hostTimeout)
-	defer cancel()
-	res, err := flbhost.Run(ctx, hostBin, t.TempDir(), m, env)
-	if res != nil {
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("host stdout:\n%s\nhost stderr (plugin log):\n%s", res.Stdout, textdiff.LastBytes(res.Stderr, 16<<10))
-			}
-		})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Err != nil || !res.Done {
-		t.Fatalf("host did not run to its end: %v (done=%v)", res.Err, res.Done)
-	}
-	if len(res.Inits) != len(m.Instances) {
-		t.Fatalf("%d init results, want %d", len(res.Inits), len(m.Instances))
-	}
-	checkLog(t, res.Stderr)
-	return res
 }
 
 // TestStartupCheckBounded: an endpoint that accepts connections and never answers delays Init by

@@ -211,14 +211,9 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	arrived := time.Now()
-	body, err := io.ReadAll(io.LimitReader(r.Body, 8*MaxBytesPerRequest))
-	if err != nil {
-		return // the client went away
-	}
 	var in putRecordsIn
-	inCBOR := isCBOR(r)
-	if err := decodePutRecords(body, inCBOR, &in); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "SerializationException", err.Error(), inCBOR)
+	inCBOR, ok := readPutRecords(w, r, &in)
+	if !ok {
 		return
 	}
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -169,14 +168,9 @@ func (p *ShardProxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	arrived := time.Now()
-	body, err := io.ReadAll(io.LimitReader(r.Body, 8*MaxBytesPerRequest))
-	if err != nil {
-		return // the client went away
-	}
 	var in putRecordsIn
-	inCBOR := isCBOR(r)
-	if err := decodePutRecords(body, inCBOR, &in); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "SerializationException", err.Error(), inCBOR)
+	inCBOR, ok := readPutRecords(w, r, &in)
+	if !ok {
 		return
 	}
 	ranges, err := p.shardRanges(r.Context(), in.StreamName)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 
@@ -23,6 +24,22 @@ const (
 func isCBOR(r *http.Request) bool {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return mt == cborContentType
+}
+
+// readPutRecords reads r's PutRecords body into in, and reports whether it is CBOR. When the
+// body cannot be read (the client went away) or decoded (answered with a SerializationException),
+// ok is false and the request is done with.
+func readPutRecords(w http.ResponseWriter, r *http.Request, in *putRecordsIn) (inCBOR, ok bool) {
+	inCBOR = isCBOR(r)
+	body, err := io.ReadAll(io.LimitReader(r.Body, 8*MaxBytesPerRequest))
+	if err != nil {
+		return inCBOR, false
+	}
+	if err := decodePutRecords(body, inCBOR, in); err != nil {
+		writeAPIError(w, http.StatusBadRequest, "SerializationException", err.Error(), inCBOR)
+		return inCBOR, false
+	}
+	return inCBOR, true
 }
 
 // decodePutRecords reads a PutRecords request body, in CBOR or JSON, into
