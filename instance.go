@@ -116,6 +116,9 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 	if t := client.HTTPTransport(); t != "sync" {
 		log.Info(fmt.Sprintf("http transport: %s (Go's net/http), as %s asks", t, transport.ModeEnv))
 	}
+	if p := client.PutRecordsPath(); p != kinesis.PathDirect {
+		log.Info(fmt.Sprintf("PutRecords path: %s (the SDK's middleware), as %s asks", p, kinesis.PutRecordsPathEnv))
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}

@@ -1,7 +1,8 @@
 // Package kinesis is the AWS side of the plugin: the Kinesis Data Streams client (AWS SDK v2), its
 // credentials (default chain, profile, AssumeRole through STS), custom endpoints, the retry policy
 // of one request, the classification of errors, random partition keys, and the calls the plugin
-// makes: PutRecords, and ListShards for shard-aware aggregation.
+// makes: PutRecords (signed and sent without the SDK's per-request middleware, see direct.go), and
+// ListShards for shard-aware aggregation.
 //
 // It sends the entries it is given in one request and reports per entry what Kinesis answered. It
 // does not know about Fluent Bit, chunks or records; batching belongs to package batcher, and
@@ -99,6 +100,10 @@ type Options struct {
 	// own) or "std" (net/http's). "" means the environment variable
 	// KINESIS_STREAMS_GO_HTTP_TRANSPORT, and "sync" when that is unset or empty.
 	HTTPTransport string
+	// PutRecordsPath selects how PutRecords requests are made: PathDirect or PathSDK. "" means the
+	// environment variable KINESIS_STREAMS_GO_PUTRECORDS, and PathDirect when that is unset or
+	// empty.
+	PutRecordsPath string
 	// Protocol is how PutRecords travels: ProtocolCBOR or ProtocolJSON; "" means ProtocolJSON.
 	Protocol string
 	// MaxConns is how many requests the caller may have in flight at once: the client keeps as
@@ -154,7 +159,8 @@ type Client struct {
 	http       idleCloser // nil when the HTTP client cannot close idle connections
 	bufs       sync.Pool  // *requestBuf
 	bodies     wire.RequestBodies
-	transport  string // see HTTPTransport
+	transport  string     // see HTTPTransport
+	direct     *directPut // nil on the SDK path
 
 	// What the start-up check (Check) needs: the credentials and where they may come from.
 	creds   aws.CredentialsProvider // nil when the SDK found no source at all
@@ -191,6 +197,10 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 		timeout = DefaultHTTPTimeout
 	}
 	mode, err := transport.SelectMode(o.HTTPTransport)
+	if err != nil {
+		return nil, fmt.Errorf("kinesis: %w", err)
+	}
+	path, err := selectPutRecordsPath(o.PutRecordsPath)
 	if err != nil {
 		return nil, fmt.Errorf("kinesis: %w", err)
 	}
@@ -285,12 +295,18 @@ func newClient(ctx context.Context, o Options, extra ...func(*kinesissdk.Options
 		// Clipped: cfg.APIOptions may share its array with the STS client.
 		ko.APIOptions = append(ko.APIOptions[:len(ko.APIOptions):len(ko.APIOptions)], c.bodies.Install, wire.InstallResponseDecoder)
 	}}, extra...)
-	c.api = kinesissdk.NewFromConfig(cfg, optFns...)
+	api := kinesissdk.NewFromConfig(cfg, optFns...)
+	c.api = api
 
 	if strings.HasPrefix(o.Stream, "arn:") {
 		c.streamARN = aws.String(o.Stream)
 	} else {
 		c.streamName = aws.String(o.Stream)
+	}
+	if path == PathDirect {
+		if c.direct, err = newDirectPut(ctx, api, c.streamARN, c.creds, &c.bodies, o.AutoRetry); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -372,11 +388,16 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 		}
 	}
 
-	out, err := c.api.PutRecords(ctx, &kinesissdk.PutRecordsInput{
-		Records:    buf.records,
-		StreamName: c.streamName,
-		StreamARN:  c.streamARN,
-	})
+	in := &kinesissdk.PutRecordsInput{Records: buf.records, StreamName: c.streamName, StreamARN: c.streamARN}
+	var out *kinesissdk.PutRecordsOutput
+	var err error
+	sent := false
+	if c.direct != nil {
+		out, sent, err = c.direct.put(ctx, in)
+	}
+	if !sent && err == nil {
+		out, err = c.api.PutRecords(ctx, in)
+	}
 	if err != nil {
 		return PutResult{}, fmt.Errorf("kinesis: put records: %w", err)
 	}
@@ -422,6 +443,15 @@ func grow[T any](s []T, n int) []T {
 		return make([]T, n)
 	}
 	return s[:n]
+}
+
+// PutRecordsPath names how the client makes PutRecords requests: PathDirect or PathSDK (see
+// Options.PutRecordsPath).
+func (c *Client) PutRecordsPath() string {
+	if c.direct != nil {
+		return PathDirect
+	}
+	return PathSDK
 }
 
 // HTTPTransport names the code that makes the client's HTTP requests: "sync" or "std" (see

@@ -62,7 +62,7 @@ func isolateEnv(t *testing.T) {
 		"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_DEFAULTS_MODE", "AWS_CA_BUNDLE",
 		"AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_REGION", "AWS_DEFAULT_REGION",
 		"AWS_ACCOUNT_ID", "AWS_ACCOUNT_ID_ENDPOINT_MODE",
-		"KINESIS_STREAMS_GO_HTTP_TRANSPORT",
+		"KINESIS_STREAMS_GO_HTTP_TRANSPORT", PutRecordsPathEnv,
 	} {
 		t.Setenv(k, "") // restores the old value at the end of the test
 		os.Unsetenv(k)

@@ -31,6 +31,14 @@ type sentRequest struct {
 	ContentType   string
 	Target        string
 	ContentLength int64
+	URL           string
+	Host          string
+	Token         string // X-Amz-Security-Token
+	SDKRequest    string // Amz-Sdk-Request
+	InvocationID  int    // the length of Amz-Sdk-Invocation-Id
+	// SignedHeaders and Scope are the signature's parts that do not change with time.
+	SignedHeaders string
+	Scope         string
 }
 
 // signingHTTP is an HTTP client that checks the SigV4 signature of every request against the body
@@ -70,6 +78,13 @@ func (h *signingHTTP) Do(r *http.Request) (*http.Response, error) {
 		ContentType:   r.Header.Get("Content-Type"),
 		Target:        r.Header.Get("X-Amz-Target"),
 		ContentLength: r.ContentLength,
+		URL:           r.URL.String(),
+		Host:          r.Host,
+		Token:         r.Header.Get("X-Amz-Security-Token"),
+		SDKRequest:    r.Header.Get("Amz-Sdk-Request"),
+		InvocationID:  len(r.Header.Get("Amz-Sdk-Invocation-Id")),
+		SignedHeaders: authPart(r.Header.Get("Authorization"), "SignedHeaders="),
+		Scope:         authPart(r.Header.Get("Authorization"), "Credential="),
 	})
 	hangUp := len(h.sent) <= h.hangUps
 	h.mu.Unlock()
@@ -96,6 +111,16 @@ func (h *signingHTTP) Do(r *http.Request) (*http.Response, error) {
 	return rec.Result(), nil
 }
 
+// authPart returns the part of an Authorization header that follows prefix, up to its comma.
+func authPart(auth, prefix string) string {
+	_, rest, ok := strings.Cut(auth, prefix)
+	if !ok {
+		return ""
+	}
+	part, _, _ := strings.Cut(rest, ",")
+	return part
+}
+
 func (h *signingHTTP) requests() []sentRequest {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -109,7 +134,8 @@ func (*netError) Error() string   { return "read tcp: connection reset by peer" 
 func (*netError) Timeout() bool   { return false }
 func (*netError) Temporary() bool { return false }
 
-// withSDKSerializer undoes wire.RequestBodies.Install: the client serializes with the SDK.
+// withSDKSerializer undoes wire.RequestBodies.Install: the client serializes with the SDK. It
+// applies to the SDK path only: sendOnce takes that path when it is given.
 func withSDKSerializer(o *kinesissdk.Options) {
 	const id = "OperationSerializer"
 	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
@@ -139,6 +165,9 @@ func sendOnce(t *testing.T, stream string, entries []Entry, hangUps int, autoRet
 func sendOnceWith(t *testing.T, o Options, entries []Entry, hangUps int, extra ...func(*kinesissdk.Options)) []sentRequest {
 	t.Helper()
 	h := &signingHTTP{t: t, hangUps: hangUps}
+	if len(extra) > 0 {
+		o.PutRecordsPath = PathSDK // the options apply to the SDK's stack
+	}
 	extra = append([]func(*kinesissdk.Options){func(o *kinesissdk.Options) { o.HTTPClient = h }}, extra...)
 	o.Region, o.Endpoint = "us-east-1", "https://kinesis.test"
 	c, err := newClient(context.Background(), o, extra...)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"math/bits"
 	"net/http"
 	"sync"
@@ -68,28 +69,14 @@ func (m *putRecordsSerializer) HandleSerialize(ctx context.Context, in middlewar
 	if !ok || !isHTTP {
 		return m.sdk.HandleSerialize(ctx, in, next)
 	}
-	bodyLen, appendBody, contentType := putRecordsBodyLen, appendPutRecordsBody, jsonContentType
-	if m.bodies.CBOR {
-		bodyLen, appendBody, contentType = putRecordsCBORLen, appendPutRecordsCBOR, cborContentType
+	body, contentType, ok, err := m.bodies.Body(input)
+	if err != nil {
+		return middleware.SerializeOutput{}, middleware.Metadata{}, err
 	}
-	size, ok := bodyLen(input)
 	if !ok {
 		return m.sdk.HandleSerialize(ctx, in, next)
 	}
-
-	bp, _ := m.bodies.pool.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	if cap(*bp) < size {
-		*bp = make([]byte, 0, size)
-	}
-	body := appendBody((*bp)[:0], input)
-	if len(body) != size {
-		m.bodies.pool.Put(bp)
-		return middleware.SerializeOutput{}, middleware.Metadata{},
-			fmt.Errorf("wire: put records body is %d bytes, computed %d", len(body), size)
-	}
+	defer body.Release()
 
 	req.Method = http.MethodPost
 	if req.URL.Path == "" {
@@ -98,19 +85,122 @@ func (m *putRecordsSerializer) HandleSerialize(ctx context.Context, in middlewar
 	req.Header.Set("X-Amz-Target", putRecordsTarget)
 	req.Header.Set("Content-Type", contentType)
 	// A seekable stream: signing hashes it, and a retry rewinds and sends it again.
-	sreq, err := req.SetStream(bytes.NewReader(body))
+	sreq, err := req.SetStream(bytes.NewReader(body.Bytes()))
 	if err != nil {
-		m.bodies.pool.Put(bp)
 		return middleware.SerializeOutput{}, middleware.Metadata{}, fmt.Errorf("wire: set put records body: %w", err)
 	}
 	*req = *sreq
 
-	out, md, err := next.HandleSerialize(ctx, in)
-	// Only now may the body be reused: smithy-go's HTTP handler wraps every attempt's body in a
-	// reader whose Close waits for a Read in progress and makes later ones return io.EOF, and it
-	// closes it before it returns, even when net/http's write loop outlives the round trip.
-	m.bodies.pool.Put(bp)
-	return out, md, err
+	// The deferred Release may reuse the body only once this returns: smithy-go's HTTP handler wraps every
+	// attempt's body in a reader whose Close waits for a Read in progress and makes later ones
+	// return io.EOF, and it closes it before it returns, even when net/http's write loop outlives
+	// the round trip.
+	return next.HandleSerialize(ctx, in)
+}
+
+// Target is the X-Amz-Target header of a PutRecords request.
+const Target = putRecordsTarget
+
+// Body is a PutRecords request body from a RequestBodies pool. Its readers (Reader) may be handed
+// to an HTTP transport, which closes them once it has written them, perhaps after its round trip
+// returned; Release gives the bytes back to the pool only when every reader was closed, and
+// otherwise leaves them to the garbage collector, so that no transport reads bytes being reused.
+type Body struct {
+	buf    *[]byte
+	bodies *RequestBodies
+	mu     sync.Mutex
+	open   int // readers not closed
+}
+
+// Bytes returns the body. It is valid until Release.
+func (b *Body) Bytes() []byte { return *b.buf }
+
+// Reader returns a new reader of the body, for one attempt of the request.
+func (b *Body) Reader() io.ReadCloser {
+	b.mu.Lock()
+	b.open++
+	b.mu.Unlock()
+	r := &bodyReader{body: b}
+	r.r.Reset(*b.buf)
+	return r
+}
+
+// Release gives the body back to its pool, when no reader of it is still open.
+func (b *Body) Release() {
+	b.mu.Lock()
+	reuse := b.open == 0
+	b.mu.Unlock()
+	if reuse {
+		b.bodies.pool.Put(b.buf)
+	}
+}
+
+// bodyReader reads a Body. Close waits for a Read or WriteTo in progress, and later ones read
+// nothing, as smithy-go's own request body does.
+type bodyReader struct {
+	body   *Body
+	mu     sync.Mutex
+	r      bytes.Reader
+	closed bool
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, io.EOF
+	}
+	return r.r.Read(p)
+}
+
+// WriteTo writes what is left of the body to w in one call, which the transports use.
+func (r *bodyReader) WriteTo(w io.Writer) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, nil
+	}
+	return r.r.WriteTo(w)
+}
+
+func (r *bodyReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		r.body.mu.Lock()
+		r.body.open--
+		r.body.mu.Unlock()
+	}
+	return nil
+}
+
+// Body writes in's body into a pooled buffer, in CBOR or JSON as the pool's CBOR says, and
+// returns it with its Content-Type. ok is false, and nothing is written, when in has something
+// this writer does not write (DryRun, StreamId, no Records, a record without Data or
+// PartitionKey): the SDK's serializer writes those.
+func (b *RequestBodies) Body(in *kinesissdk.PutRecordsInput) (body *Body, contentType string, ok bool, err error) {
+	bodyLen, appendBody, contentType := putRecordsBodyLen, appendPutRecordsBody, jsonContentType
+	if b.CBOR {
+		bodyLen, appendBody, contentType = putRecordsCBORLen, appendPutRecordsCBOR, cborContentType
+	}
+	size, ok := bodyLen(in)
+	if !ok {
+		return nil, "", false, nil
+	}
+	bp, _ := b.pool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	if cap(*bp) < size {
+		*bp = make([]byte, 0, size)
+	}
+	*bp = appendBody((*bp)[:0], in)
+	if len(*bp) != size {
+		b.pool.Put(bp)
+		return nil, "", false, fmt.Errorf("wire: put records body is %d bytes, computed %d", len(*bp), size)
+	}
+	return &Body{buf: bp, bodies: b}, contentType, true, nil
 }
 
 // Constant parts of the body, in the order the SDK writes them (members sorted by name).

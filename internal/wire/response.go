@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"net/http"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -135,6 +136,21 @@ func (m *putRecordsDecoder) HandleDeserialize(ctx context.Context, in middleware
 		return m.sdk.HandleDeserialize(ctx, in, replayHandler{out, md, err})
 	}
 	defer func() { smithyhttp.CloseResponseBody(ctx, resp, false, err) }()
+	result, err := ReadPutRecords(resp.Response)
+	if err != nil {
+		return out, md, err
+	}
+	out.Result = result
+	return out, md, nil
+}
+
+// Unwrap returns the SDK's deserializer, which reads every response this one does not.
+func (m *putRecordsDecoder) Unwrap() middleware.DeserializeMiddleware { return m.sdk }
+
+// ReadPutRecords reads the body of a successful PutRecords response into a reused buffer and
+// decodes it, in JSON or CBOR as its Content-Type says. Its errors are the SDK's
+// *smithy.DeserializationError. It does not close the body.
+func ReadPutRecords(resp *http.Response) (*kinesissdk.PutRecordsOutput, error) {
 	buf := getResponseBuffer()
 	defer putResponseBuffer(buf)
 	buf.Reset()
@@ -142,7 +158,7 @@ func (m *putRecordsDecoder) HandleDeserialize(ctx context.Context, in middleware
 		buf.Grow(int(resp.ContentLength))
 	}
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return out, md, &smithy.DeserializationError{Err: fmt.Errorf("failed to read response body: %w", err)}
+		return nil, &smithy.DeserializationError{Err: fmt.Errorf("failed to read response body: %w", err)}
 	}
 	decode := decodePutRecordsOutput
 	if isCBOR(resp.Header.Get("Content-Type")) {
@@ -150,10 +166,27 @@ func (m *putRecordsDecoder) HandleDeserialize(ctx context.Context, in middleware
 	}
 	result, err := decode(buf.Bytes())
 	if err != nil {
-		return out, md, &smithy.DeserializationError{Err: err, Snapshot: bytes.Clone(buf.Bytes())}
+		return nil, &smithy.DeserializationError{Err: err, Snapshot: bytes.Clone(buf.Bytes())}
 	}
-	out.Result = result
-	return out, md, nil
+	return result, nil
+}
+
+// ReadError makes the SDK's error of a PutRecords answer that is not a success, with sdk, the
+// SDK's deserializer of PutRecords (the one InstallResponseDecoder wraps, see Unwrap): the same
+// typed API error, or *smithy.GenericAPIError, as the SDK's own call returns, a CBOR error rewritten
+// as JSON first. It reads and closes the body.
+func ReadError(ctx context.Context, sdk middleware.DeserializeMiddleware, req *http.Request, resp *http.Response) error {
+	sresp := &smithyhttp.Response{Response: resp}
+	if isCBOR(resp.Header.Get("Content-Type")) {
+		cborErrorAsJSON(sresp)
+	}
+	in := middleware.DeserializeInput{Request: &smithyhttp.Request{Request: req}}
+	_, _, err := sdk.HandleDeserialize(ctx, in, replayHandler{out: middleware.DeserializeOutput{RawResponse: sresp}})
+	resp.Body.Close()
+	if err == nil {
+		return &smithy.DeserializationError{Err: fmt.Errorf("HTTP %d answered without an error", resp.StatusCode)}
+	}
+	return err
 }
 
 // maxErrorBody bounds the error answer read to be rewritten as JSON: Kinesis's are a few hundred
