@@ -173,7 +173,10 @@ void kgo_gauge_set(void *g, double v, int nlabels, char **values)
     cmt.gauge_set(g, cmt.time_now(), v, nlabels, values);
 }
 
-void kgo_histogram_observe(void *h, double v, int nlabels, char **values)
+void kgo_histogram_observe(void *h, const double *v, size_t n, int nlabels, char **values)
 {
-    cmt.histogram_observe(h, cmt.time_now(), v, nlabels, values);
+    uint64_t now = cmt.time_now();
+    for (size_t i = 0; i < n; i++) {
+        cmt.histogram_observe(h, now, v[i], nlabels, values);
+    }
 }

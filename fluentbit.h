@@ -52,6 +52,6 @@ void *kgo_histogram(void *cmt, const char *name, const char *help, double *bound
                     int nlabels, char **labels);
 void kgo_counter_set(void *c, double v, int nlabels, char **values);
 void kgo_gauge_set(void *g, double v, int nlabels, char **values);
-void kgo_histogram_observe(void *h, double v, int nlabels, char **values);
+void kgo_histogram_observe(void *h, const double *v, size_t n, int nlabels, char **values);
 
 #endif

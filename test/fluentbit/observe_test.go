@@ -112,6 +112,13 @@ func TestMetricsThrottled(t *testing.T) {
 	throttled = promSeries(t, e.port, "fluentbit_output_kinesis_records_throttled_total", name, "")
 	resent = promSeries(t, e.port, "fluentbit_output_kinesis_records_resent_total", name, "")
 	partial = promSeries(t, e.port, "fluentbit_output_kinesis_requests_total", name, `outcome="partial"`)
+	// Every request's duration is in the histogram: the flush that made it hands it over at its end.
+	requests := promSum(t, e.port, "fluentbit_output_kinesis_requests_total", name)
+	var observed int
+	waitFor(t, "every request in the duration histogram", 10*time.Second, proc, func() bool {
+		observed = promSeries(t, e.port, "fluentbit_output_kinesis_request_duration_seconds_count", name, "")
+		return observed == requests
+	})
 	failedByProxy := proxy.Stats().FailedRecords
 	stop(t, proc, 5*time.Second)
 	checkExactlyOnce(t, stream, w)
@@ -126,6 +133,37 @@ func TestMetricsThrottled(t *testing.T) {
 	if partial <= 0 {
 		t.Errorf("partial requests metric %d, want some", partial)
 	}
+	if requests <= 0 || observed != requests {
+		t.Errorf("request duration histogram counts %d requests, the requests metric %d", observed, requests)
+	}
+}
+
+// promSum returns the sum of the series of metric for the output instance name, whatever their
+// other labels, or -1 when there is none.
+func promSum(t *testing.T, port int, metric, name string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := flbproc.Get(ctx, port, "/api/v2/metrics/prometheus")
+	if err != nil {
+		return -1
+	}
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(metric) + `\{([^}]*)\} (\d+)$`)
+	sum, found := 0, false
+	for _, m := range re.FindAllSubmatch(b, -1) {
+		if !strings.Contains(string(m[1]), `name="`+name+`"`) {
+			continue
+		}
+		n, err := strconv.Atoi(string(m[2]))
+		if err != nil {
+			return -1
+		}
+		sum, found = sum+n, true
+	}
+	if !found {
+		return -1
+	}
+	return sum
 }
 
 // promSeries returns the value of the series of metric for the output
