@@ -48,6 +48,7 @@ func dialBatchingTLS(dial func(ctx context.Context, network, addr string) (net.C
 		if err != nil {
 			return nil, err
 		}
+		raw = newRawSocket(raw)
 		c := cfg.Clone()
 		if c == nil {
 			c = &tls.Config{}

@@ -12,8 +12,7 @@ import (
 func socketQuiet(rc syscall.RawConn) (quiet, known bool) {
 	var peekErr error
 	if err := rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, peekErr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		peekErr = peek(fd)
 		return true // never wait
 	}); err != nil {
 		return false, true // closed

@@ -9,6 +9,13 @@
 // The one retry here is net/http's own: a request whose reused connection broke before a byte of
 // response arrived is sent again, once, on a new connection.
 //
+// # Raw reads and writes on Linux
+//
+// On Linux, the TCP connections it dials read and write their non-blocking sockets with raw system
+// calls, waiting in the network poller as net.TCPConn does (rawSocket): a system call made the
+// usual way wakes the Go runtime's monitor thread when the runtime is idle, as it is while requests
+// wait for their answers, and that wake-up cost more CPU than the read.
+//
 // # Turning it off
 //
 // The environment variable KINESIS_STREAMS_GO_HTTP_TRANSPORT (ModeEnv), read when the client is
@@ -427,6 +434,9 @@ func (t *Transport) conn(ctx context.Context, scheme, key string, fresh bool) (*
 		c, err = dialBatchingTLS(dialerOf(t.std), t.std.TLSClientConfig, t.std.TLSHandshakeTimeout)(ctx, "tcp", addr)
 	default:
 		c, err = dialerOf(t.std)(ctx, "tcp", addr)
+		if err == nil {
+			c = newRawSocket(c)
+		}
 	}
 	if err != nil {
 		return nil, err
