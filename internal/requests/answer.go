@@ -15,8 +15,7 @@ import (
 // answer handles r's answer: every record is accepted, rejected, kept to be sent again, or given
 // up.
 func (q *Queues) answer(ctx context.Context, r *request) {
-	q.c.Scheduler.Done()
-	q.f.inflight--
+	q.f.inflight-- // its goroutine freed its slot of the scheduler (start)
 	q.queues[r.queue].busy--
 	clear(r.entries) // keep neither the data nor the keys alive
 	now := time.Now()

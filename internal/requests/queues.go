@@ -15,6 +15,7 @@ package requests
 import (
 	"context"
 	"hash/maphash"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinesis-streams-go/fluent-bit-kinesis/internal/pace"
@@ -173,8 +174,9 @@ type flushState struct {
 // map) when it does, where a group has at most one request in flight so that a key's records
 // reach their shard in order. A queue's open request is filled until the next record would break
 // a limit, then sealed, and sealed requests go as soon as the pool's scheduler gives them a slot
-// and their shards' pacing allows. Each request goroutine only calls the Putter and hands the
-// request back on q.answers: everything else belongs to the flush's own goroutine, which handles
+// and their shards' pacing allows. Each request goroutine only calls the Putter, frees its slot
+// of the pool's scheduler and hands the request back on q.answers (waking the flush when it waits
+// quietly, see waitQuietly): everything else belongs to the flush's own goroutine, which handles
 // answers between records (in Commit) and, at the end (Finish), until every request it started
 // is answered.
 type Queues struct {
@@ -183,6 +185,12 @@ type Queues struct {
 	answers  chan *request
 	free     []*request // requests without a buffer, reused
 	nextPump int        // the queue pump looks at first, so that every queue gets its turn
+
+	// The quiet wait of drain (see waitQuietly): the requests started and not yet answered, counted
+	// by their goroutines; whether the flush waits quietly; and the token that wakes it.
+	unanswered atomic.Int32
+	quietWait  atomic.Bool
+	quiet      chan struct{}
 
 	// Scratch of the charges and feedback of one request, per shard of the flush's map.
 	perShard    []shardTally
@@ -242,6 +250,13 @@ func (q *Queues) Begin(ordered bool, m *kpl.ShardMap) {
 	}
 	if cap(q.answers) < q.c.MaxQueues {
 		q.answers = make(chan *request, q.c.MaxQueues)
+	}
+	if q.quiet == nil {
+		q.quiet = make(chan struct{}, 1)
+	}
+	select {
+	case <-q.quiet: // a token left by the previous flush
+	default:
 	}
 }
 
@@ -429,6 +444,10 @@ func (q *Queues) wait(ctx context.Context, at time.Time, wake <-chan struct{}) b
 	if timer == nil && wake == nil && q.f.inflight == 0 && done == nil {
 		return false
 	}
+	if timer == nil && wake == nil && q.queuedRequests() == 0 {
+		q.waitQuietly(ctx, done)
+		return true
+	}
 	select {
 	case r := <-q.answers:
 		q.answer(ctx, r)
@@ -438,6 +457,30 @@ func (q *Queues) wait(ctx context.Context, at time.Time, wake <-chan struct{}) b
 		q.stopWith(kinesis.Classify(ctx.Err()), ctx.Err())
 	}
 	return true
+}
+
+// waitQuietly waits, when the flush has nothing to start until answers come (no request sealed and
+// waiting, no backoff, no pacing), for the answers that need it: one that failed in part or as a
+// whole (records to send again), or the last one in flight; or for ctx done. The answers that came
+// meanwhile are handled by the caller's next pump.
+//
+// Waking the flush for every answer, as wait does, hands its goroutine to Fluent Bit's thread and
+// back each time (the goroutine of a call from C runs only on that thread): in real Fluent Bit, a
+// chunk's dozen requests cost a dozen such hand-offs where one does. The slots of the pool's
+// scheduler are freed by the requests' goroutines (start), so other flushes waiting for one do not
+// wait for this flush to wake.
+func (q *Queues) waitQuietly(ctx context.Context, done <-chan struct{}) {
+	q.quietWait.Store(true)
+	defer q.quietWait.Store(false)
+	// An answer sent before quietWait was set did not wake the flush: it is in q.answers.
+	if len(q.answers) > 0 || q.unanswered.Load() == 0 {
+		return
+	}
+	select {
+	case <-q.quiet:
+	case <-done:
+		q.stopWith(kinesis.Classify(ctx.Err()), ctx.Err())
+	}
 }
 
 // pump handles the answers that arrived, then starts every sealed request that may go now, queue
@@ -542,7 +585,8 @@ func (q *Queues) chargesOf(r *request) []pace.Charge {
 	return r.charges
 }
 
-// start sends r on a goroutine of its own, which hands it back on q.answers once answered.
+// start sends r on a goroutine of its own, which frees its scheduler slot and hands it back on
+// q.answers once answered.
 func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 	m := q.f.m
 	out := &q.f.out
@@ -569,9 +613,28 @@ func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 	out.Requests++
 	out.RecordsSent += int64(len(r.spans))
 	out.BytesSent += int64(r.size)
-	putter, answers := q.c.Putter, q.answers
+	putter, answers, sched, quiet := q.c.Putter, q.answers, q.c.Scheduler, q.quiet
+	wake := func() {
+		select {
+		case quiet <- struct{}{}:
+		default: // a token is there already
+		}
+	}
+	q.unanswered.Add(1)
 	go func() {
 		r.res, r.err = putter.PutRecords(ctx, r.entries)
-		answers <- r
+		sched.Done()
+		act := r.err != nil || r.res.FailedCount > 0 // r is the flush's once sent back
+		select {
+		case answers <- r:
+		default:
+			// The flush has more answers to handle than q.answers holds (its slots are freed
+			// here, before it handles them): wake it from a quiet wait to make room.
+			wake()
+			answers <- r
+		}
+		if last := q.unanswered.Add(-1) == 0; (last || act) && q.quietWait.Load() {
+			wake()
+		}
 	}()
 }
