@@ -49,17 +49,9 @@ func (s *rawSocket) Read(p []byte) (int, error) {
 	var n int
 	var errno syscall.Errno
 	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait in the poller
-			}
-			n, errno = int(r), e
-			return true
-		}
+		var wait bool
+		n, errno, wait = rawCall(syscall.SYS_READ, fd, p)
+		return !wait
 	})
 	if err != nil {
 		return 0, s.opError("read", err)
@@ -80,17 +72,9 @@ func (s *rawSocket) Write(p []byte) (int, error) {
 		var errno syscall.Errno
 		rest := p[written:]
 		err := s.rc.Write(func(fd uintptr) bool {
-			for {
-				r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
-				switch e {
-				case syscall.EINTR:
-					continue
-				case syscall.EAGAIN:
-					return false // wait in the poller for room
-				}
-				n, errno = int(r), e
-				return true
-			}
+			var wait bool
+			n, errno, wait = rawCall(syscall.SYS_WRITE, fd, rest)
+			return !wait
 		})
 		if err != nil {
 			return written, s.opError("write", err)
@@ -101,6 +85,22 @@ func (s *rawSocket) Write(p []byte) (int, error) {
 		written += n
 	}
 	return written, nil
+}
+
+// rawCall makes the read or write system call trap on fd over p (not empty), again after EINTR.
+// wait is true when the socket has nothing to read or no room (EAGAIN): the caller waits in the
+// poller, which calls it again.
+func rawCall(trap, fd uintptr, p []byte) (n int, errno syscall.Errno, wait bool) {
+	for {
+		r, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, 0, true
+		}
+		return int(r), e, false
+	}
 }
 
 // opError wraps err as net.TCPConn does its errors. An error of the RawConn (a deadline, a closed

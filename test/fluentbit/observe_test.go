@@ -142,26 +142,13 @@ func TestMetricsThrottled(t *testing.T) {
 // other labels, or -1 when there is none.
 func promSum(t *testing.T, port int, metric, name string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	b, err := flbproc.Get(ctx, port, "/api/v2/metrics/prometheus")
-	if err != nil {
+	values := promSeriesValues(t, port, metric, name, "")
+	if len(values) == 0 {
 		return -1
 	}
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(metric) + `\{([^}]*)\} (\d+)$`)
-	sum, found := 0, false
-	for _, m := range re.FindAllSubmatch(b, -1) {
-		if !strings.Contains(string(m[1]), `name="`+name+`"`) {
-			continue
-		}
-		n, err := strconv.Atoi(string(m[2]))
-		if err != nil {
-			return -1
-		}
-		sum, found = sum+n, true
-	}
-	if !found {
-		return -1
+	sum := 0
+	for _, v := range values {
+		sum += v
 	}
 	return sum
 }
@@ -170,13 +157,26 @@ func promSum(t *testing.T, port int, metric, name string) int {
 // instance name whose other labels include label (when not ""), or -1.
 func promSeries(t *testing.T, port int, metric, name, label string) int {
 	t.Helper()
+	values := promSeriesValues(t, port, metric, name, label)
+	if len(values) == 0 {
+		return -1
+	}
+	return values[0]
+}
+
+// promSeriesValues returns the values of the series of metric for the output instance name whose
+// other labels include label (when not ""), in the endpoint's order; none when the endpoint did not
+// answer or a value is not an integer.
+func promSeriesValues(t *testing.T, port int, metric, name, label string) []int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	b, err := flbproc.Get(ctx, port, "/api/v2/metrics/prometheus")
 	if err != nil {
-		return -1
+		return nil
 	}
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(metric) + `\{([^}]*)\} (\d+)$`)
+	var values []int
 	for _, m := range re.FindAllSubmatch(b, -1) {
 		labels := string(m[1])
 		if !strings.Contains(labels, `name="`+name+`"`) || (label != "" && !strings.Contains(labels, label)) {
@@ -184,11 +184,11 @@ func promSeries(t *testing.T, port int, metric, name, label string) int {
 		}
 		n, err := strconv.Atoi(string(m[2]))
 		if err != nil {
-			return -1
+			return nil
 		}
-		return n
+		values = append(values, n)
 	}
-	return -1
+	return values
 }
 
 // kinesisMetrics counts the fluentbit_output_kinesis_* series of the output
