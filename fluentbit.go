@@ -204,9 +204,8 @@ func (m *cmtMetrics) update(s batcher.Stats) {
 			}
 		}
 	}
-	m.vals[0] = m.name
 	if m.latency != nil {
-		m.observePending()
+		m.observePending() // m.vals[0] is m.name
 	}
 }
 

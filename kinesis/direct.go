@@ -158,41 +158,30 @@ var errCaptured = errors.New("kinesis: deserializer captured")
 // stack of a call that it stops before anything is sent.
 func sdkDeserializer(ctx context.Context, api *kinesissdk.Client) (middleware.DeserializeMiddleware, error) {
 	var m middleware.DeserializeMiddleware
+	var found bool
 	_, err := api.PutRecords(ctx, &kinesissdk.PutRecordsInput{}, func(o *kinesissdk.Options) {
 		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			m, _ = stack.Deserialize.Get(operationDeserializerID)
-			for {
-				w, ok := m.(interface {
-					Unwrap() middleware.DeserializeMiddleware
-				})
-				if !ok {
-					break
-				}
-				m = w.Unwrap()
-			}
+			m, found = wire.SDKDeserializer(stack)
 			return errCaptured
 		})
 	})
-	if m == nil || !errors.Is(err, errCaptured) {
+	if !found || !errors.Is(err, errCaptured) {
 		return nil, fmt.Errorf("kinesis: no PutRecords deserializer in the SDK's stack (%v)", err)
 	}
 	return m, nil
 }
 
-// operationDeserializerID is the SDK's Deserialize-step middleware that decodes responses.
-const operationDeserializerID = "OperationDeserializer"
-
 // put sends in as one PutRecords request, again once at once after a network error with AutoRetry.
 // ok is false, and nothing is sent, when in has something the direct path does not write.
 func (d *directPut) put(ctx context.Context, in *kinesissdk.PutRecordsInput) (out *kinesissdk.PutRecordsOutput, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, true, &smithy.OperationError{ServiceID: kinesissdk.ServiceID, OperationName: "PutRecords", Err: err}
+	}
 	body, contentType, ok, err := d.bodies.Body(in)
 	if err != nil || !ok {
 		return nil, ok, err
 	}
 	defer body.Release()
-	if err := ctx.Err(); err != nil {
-		return nil, true, &smithy.OperationError{ServiceID: kinesissdk.ServiceID, OperationName: "PutRecords", Err: err}
-	}
 	sum := sha256.Sum256(body.Bytes())
 	payloadHash := hex.EncodeToString(sum[:])
 	invocationID, err := smithyrand.NewUUID(rand.Reader).GetUUID()

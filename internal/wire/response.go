@@ -144,8 +144,15 @@ func (m *putRecordsDecoder) HandleDeserialize(ctx context.Context, in middleware
 	return out, md, nil
 }
 
-// Unwrap returns the SDK's deserializer, which reads every response this one does not.
-func (m *putRecordsDecoder) Unwrap() middleware.DeserializeMiddleware { return m.sdk }
+// SDKDeserializer returns the SDK's own deserializer of the operation of stack, the one
+// InstallResponseDecoder wraps when it has been installed, for ReadError.
+func SDKDeserializer(stack *middleware.Stack) (middleware.DeserializeMiddleware, bool) {
+	m, ok := stack.Deserialize.Get(operationDeserializerID)
+	if d, ours := m.(*putRecordsDecoder); ours {
+		m = d.sdk
+	}
+	return m, ok && m != nil
+}
 
 // ReadPutRecords reads the body of a successful PutRecords response into a reused buffer and
 // decodes it, in JSON or CBOR as its Content-Type says. Its errors are the SDK's
@@ -172,7 +179,7 @@ func ReadPutRecords(resp *http.Response) (*kinesissdk.PutRecordsOutput, error) {
 }
 
 // ReadError makes the SDK's error of a PutRecords answer that is not a success, with sdk, the
-// SDK's deserializer of PutRecords (the one InstallResponseDecoder wraps, see Unwrap): the same
+// SDK's deserializer of PutRecords (SDKDeserializer): the same
 // typed API error, or *smithy.GenericAPIError, as the SDK's own call returns, a CBOR error rewritten
 // as JSON first. It reads and closes the body.
 func ReadError(ctx context.Context, sdk middleware.DeserializeMiddleware, req *http.Request, resp *http.Response) error {
