@@ -802,6 +802,9 @@ func TestAssumeRole(t *testing.T) {
 		token      = "fake-session-token"
 	)
 	var stsCalls atomic.Int32
+	// Guarded: the client's sockets read and write with raw system calls, which give the race
+	// detector no happens-before from the server's answer to the test's reads.
+	var stsMu sync.Mutex
 	var stsForm url.Values
 	var stsAuth string
 	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -810,7 +813,9 @@ func TestAssumeRole(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		stsMu.Lock()
 		stsForm, stsAuth = r.PostForm, r.Header.Get("Authorization")
+		stsMu.Unlock()
 		w.Header().Set("Content-Type", "text/xml")
 		fmt.Fprintf(w, `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleResult>
@@ -840,6 +845,8 @@ func TestAssumeRole(t *testing.T) {
 	if n := stsCalls.Load(); n != 1 {
 		t.Errorf("STS got %d calls, want 1 (credentials cached)", n)
 	}
+	stsMu.Lock()
+	defer stsMu.Unlock()
 	if got := stsForm.Get("Action"); got != "AssumeRole" {
 		t.Errorf("STS Action = %q", got)
 	}

@@ -20,6 +20,10 @@ import (
 // Each answer of a request in flight woke it that way, which cost more CPU in real Fluent Bit than
 // the answer itself (docs/performance.md). A read or write of a non-blocking socket never blocks,
 // so it needs none of that: syscall.RawSyscall makes it without telling the runtime.
+//
+// net's reads and writes also tell the race detector that a write happens before any later read,
+// of any socket of the process; these do not, so a test that shares state with a server in the
+// same process must synchronise it itself.
 type rawSocket struct {
 	*net.TCPConn
 	rc syscall.RawConn
