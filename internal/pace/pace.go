@@ -157,12 +157,31 @@ func (s *Scheduler) TryStart(m *kpl.ShardMap, charges []Charge, now time.Time) (
 // Done frees a request's slot, and wakes the flushes waiting for one.
 func (s *Scheduler) Done() {
 	s.mu.Lock()
+	s.release()
+	s.mu.Unlock()
+}
+
+// Cancel undoes a TryStart that returned true for a request that did not start: it frees the slot
+// and gives the charges' tokens back (those the bucket can hold), with the same m and charges.
+func (s *Scheduler) Cancel(m *kpl.ShardMap, charges []Charge) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m != nil && m == s.m {
+		for _, c := range charges {
+			b := &s.buckets[c.Shard]
+			b.records = min(b.capRecords(), b.records+float64(c.Records))
+			b.bytes = min(b.capBytes(), b.bytes+float64(c.Bytes))
+		}
+	}
+	s.release()
+}
+
+func (s *Scheduler) release() {
 	s.inflight--
 	if s.wake != nil {
 		close(s.wake)
 		s.wake = nil
 	}
-	s.mu.Unlock()
 }
 
 // Feedback is what an answer said of one shard: records accepted (and their bytes), and whether

@@ -110,3 +110,37 @@ func TestSchedulerPacing(t *testing.T) {
 		t.Errorf("rate %v after 1,000 records accepted, want back at 1", r)
 	}
 }
+
+// TestSchedulerCancel: a cancelled start gives its slot and its shard's tokens back (up to what
+// the bucket holds), and wakes a flush waiting for the slot.
+func TestSchedulerCancel(t *testing.T) {
+	t.Parallel()
+	m := fourShards(t)
+	s := New(1)
+	t0 := time.Unix(1000, 0)
+	s.SetMap(m, t0)
+	big := []Charge{{Shard: 2, Records: 800, Bytes: 1000}}
+	if ok, _, _ := s.TryStart(m, big, t0); !ok {
+		t.Fatal("first request refused")
+	}
+	ok, _, wake := s.TryStart(m, big, t0)
+	if ok || wake == nil {
+		t.Fatalf("second request: ok %v, wake %v; want refused for want of a slot", ok, wake)
+	}
+	s.Cancel(m, big) // the first request does not start after all
+	select {
+	case <-wake:
+	default:
+		t.Error("the flush waiting for a slot was not woken")
+	}
+	if b := s.buckets[2]; b.records != b.capRecords() {
+		t.Errorf("shard 2 holds %v records after the cancel, want its cap %v", b.records, b.capRecords())
+	}
+	// Without the tokens back, 800 more records would wait for shard 2 to earn 600.
+	if ok, at, _ := s.TryStart(m, big, t0); !ok {
+		t.Fatalf("request after the cancel refused until %v", at.Sub(t0))
+	}
+	if s.inflight != 1 {
+		t.Errorf("%d requests in flight, want 1", s.inflight)
+	}
+}

@@ -483,6 +483,9 @@ func (q *Queues) waitQuietly(ctx context.Context, done <-chan struct{}) {
 	}
 }
 
+// closedChan is a wake that is already due.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // pump handles the answers that arrived, then starts every sealed request that may go now, queue
 // by queue. It returns when it can start nothing more, with what may change that: the time at
 // which a backoff or a shard's pacing ends (zero if none), and wake, closed when the pool frees a
@@ -539,7 +542,15 @@ func (q *Queues) pump(ctx context.Context) (at time.Time, wake <-chan struct{}) 
 				break
 			}
 			r := g.ready[j]
-			ok, when, w := q.c.Scheduler.TryStart(q.f.m, q.chargesOf(r), now)
+			charges := q.chargesOf(r)
+			ok, when, w := q.c.Scheduler.TryStart(q.f.m, charges, now)
+			if ok && len(q.answers) > 0 {
+				// The slot may be one freed by an answer of this flush not yet handled (its
+				// goroutine sends the answer, then frees the slot), and that answer may stop
+				// the flush: handle it first, as one request at a time must.
+				q.c.Scheduler.Cancel(q.f.m, charges)
+				return at, closedChan
+			}
 			if !ok {
 				if w != nil {
 					return at, w // no slot: nothing else can start
@@ -623,7 +634,6 @@ func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 	q.unanswered.Add(1)
 	go func() {
 		r.res, r.err = putter.PutRecords(ctx, r.entries)
-		sched.Done()
 		act := r.err != nil || r.res.FailedCount > 0 // r is the flush's once sent back
 		select {
 		case answers <- r:
@@ -633,6 +643,9 @@ func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 			wake()
 			answers <- r
 		}
+		// The slot is freed after the answer is queued: a flush that takes the slot then sees
+		// the answer (pump), and handles it before starting another request.
+		sched.Done()
 		if last := q.unanswered.Add(-1) == 0; (last || act) && q.quietWait.Load() {
 			wake()
 		}
