@@ -247,3 +247,66 @@ func BenchmarkAppendBase64(b *testing.B) {
 		})
 	}
 }
+
+// TestBodyReuse: a released body's buffer serves the next body; one whose reader is still open is
+// not reused (a transport may still read it); the idle buffers stay within maxIdleBodyBytes, the
+// largest going first.
+func TestBodyReuse(t *testing.T) {
+	t.Parallel()
+	in := func(n, size int) *kinesissdk.PutRecordsInput {
+		records := make([]types.PutRecordsRequestEntry, n)
+		for i := range records {
+			records[i] = types.PutRecordsRequestEntry{Data: make([]byte, size), PartitionKey: aws.String("k")}
+		}
+		return &kinesissdk.PutRecordsInput{Records: records, StreamName: aws.String("s")}
+	}
+	for _, cbor := range []bool{false, true} {
+		b := &RequestBodies{CBOR: cbor}
+		body := func(in *kinesissdk.PutRecordsInput) *Body {
+			t.Helper()
+			body, _, ok, err := b.Body(in)
+			if !ok || err != nil {
+				t.Fatalf("cbor %v: Body: %v, %v", cbor, ok, err)
+			}
+			return body
+		}
+		first := body(in(100, 1000))
+		p := &first.Bytes()[0]
+		first.Release()
+		second := body(in(90, 1000)) // a little smaller: fits
+		if &second.Bytes()[0] != p {
+			t.Errorf("cbor %v: a released buffer was not reused", cbor)
+		}
+		r := second.Reader()
+		want := string(second.Bytes())
+		second.Release() // its reader is open: not reused
+		third := body(in(100, 1000))
+		if &third.Bytes()[0] == p {
+			t.Errorf("cbor %v: a buffer was reused while a reader of it was open", cbor)
+		}
+		if got, _ := io.ReadAll(r); string(got) != want {
+			t.Errorf("cbor %v: the open reader read %d bytes, not the body's %d", cbor, len(got), len(want))
+		}
+		r.Close()
+		third.Release()
+
+		var bodies []*Body
+		for range 60 {
+			bodies = append(bodies, body(in(500, 1000)))
+		}
+		huge := body(in(500, 9000)) // larger than the bound alone, with base64
+		for _, x := range append(bodies, huge) {
+			x.Release()
+		}
+		b.mu.Lock()
+		n, total := len(b.idle), 0
+		for _, bp := range b.idle {
+			total += cap(*bp)
+		}
+		b.mu.Unlock()
+		if total != b.idleBytes || total > maxIdleBodyBytes || n < 10 {
+			t.Errorf("cbor %v: %d buffers idle, %d bytes (counted %d); want at least 10, at most %d bytes",
+				cbor, n, total, b.idleBytes, maxIdleBodyBytes)
+		}
+	}
+}
