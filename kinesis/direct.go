@@ -171,27 +171,27 @@ func sdkDeserializer(ctx context.Context, api *kinesissdk.Client) (middleware.De
 	return m, nil
 }
 
-// put sends in as one PutRecords request, again once at once after a network error with AutoRetry.
-// ok is false, and nothing is sent, when in has something the direct path does not write.
-func (d *directPut) put(ctx context.Context, in *kinesissdk.PutRecordsInput) (out *kinesissdk.PutRecordsOutput, ok bool, err error) {
+// put sends entries to the stream named streamName (nil when it is named by its ARN) as one
+// PutRecords request, again once at once after a network error with AutoRetry.
+func (d *directPut) put(ctx context.Context, entries []Entry, streamName *string) (out *kinesissdk.PutRecordsOutput, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, true, &smithy.OperationError{ServiceID: kinesissdk.ServiceID, OperationName: "PutRecords", Err: err}
+		return nil, &smithy.OperationError{ServiceID: kinesissdk.ServiceID, OperationName: "PutRecords", Err: err}
 	}
-	body, contentType, ok, err := d.bodies.Body(in)
-	if err != nil || !ok {
-		return nil, ok, err
+	body, contentType, err := d.bodies.BodyOf(entries, streamName, d.streamARN)
+	if err != nil {
+		return nil, err
 	}
 	defer body.Release()
 	sum := sha256.Sum256(body.Bytes())
 	payloadHash := hex.EncodeToString(sum[:])
 	invocationID, err := smithyrand.NewUUID(rand.Reader).GetUUID()
 	if err != nil {
-		return nil, true, &smithy.OperationError{ServiceID: kinesissdk.ServiceID, OperationName: "PutRecords", Err: err}
+		return nil, &smithy.OperationError{ServiceID: kinesissdk.ServiceID, OperationName: "PutRecords", Err: err}
 	}
 	for attempt := 1; ; attempt++ {
 		out, err = d.attempt(ctx, body, contentType, payloadHash, invocationID, attempt)
 		if err == nil {
-			return out, true, nil
+			return out, nil
 		}
 		if !IsNetworkError(err) || ctx.Err() != nil {
 			break
@@ -203,7 +203,7 @@ func (d *directPut) put(ctx context.Context, in *kinesissdk.PutRecordsInput) (ou
 			break
 		}
 	}
-	return nil, true, &smithy.OperationError{ServiceID: kinesissdk.ServiceID, OperationName: "PutRecords", Err: err}
+	return nil, &smithy.OperationError{ServiceID: kinesissdk.ServiceID, OperationName: "PutRecords", Err: err}
 }
 
 // attempt makes one request.

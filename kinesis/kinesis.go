@@ -57,18 +57,11 @@ var (
 	ErrMalformedResponse = errors.New("kinesis: malformed PutRecords response")
 )
 
-// Entry is one Kinesis record to put.
-type Entry struct {
-	Data         []byte
-	PartitionKey string
-	// ExplicitHashKey, when not "", is the hash key (decimal) that routes the record instead of
-	// its partition key's MD5: shard-aware aggregation sends an aggregate to the shard of its
-	// user records with it. It does not count in Size: Kinesis counts data and partition key.
-	ExplicitHashKey string
-}
-
-// Size is the record's size as Kinesis counts it against every limit.
-func (e Entry) Size() int { return len(e.Data) + len(e.PartitionKey) }
+// Entry is one Kinesis record to put: its Data, PartitionKey and, when not "", ExplicitHashKey
+// (the hash key, in decimal, that routes it instead of its partition key's MD5). Its Size is what
+// Kinesis counts against every limit: data and partition key. It is the wire package's record, so
+// that the direct path writes a request body from the entries as they are.
+type Entry = wire.Record
 
 // PutResult is Kinesis's answer to one PutRecords request.
 type PutResult struct {
@@ -366,37 +359,13 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 		return PutResult{}, fmt.Errorf("kinesis: put records: %d bytes: %w", size, ErrRequestTooLarge)
 	}
 
-	buf, _ := c.bufs.Get().(*requestBuf)
-	if buf == nil {
-		buf = &requestBuf{}
-	}
-	defer c.putBuf(buf)
 	n := len(entries)
-	buf.records = grow(buf.records, n)
-	buf.keys = grow(buf.keys, n)
-	buf.hashes = grow(buf.hashes, n)
-	for i := range entries {
-		buf.keys[i] = entries[i].PartitionKey
-		data := entries[i].Data
-		if data == nil {
-			data = []byte{} // the SDK rejects a nil blob; an empty one is Kinesis's to judge
-		}
-		buf.records[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: &buf.keys[i]}
-		if h := entries[i].ExplicitHashKey; h != "" {
-			buf.hashes[i] = h
-			buf.records[i].ExplicitHashKey = &buf.hashes[i]
-		}
-	}
-
-	in := &kinesissdk.PutRecordsInput{Records: buf.records, StreamName: c.streamName, StreamARN: c.streamARN}
 	var out *kinesissdk.PutRecordsOutput
 	var err error
-	sent := false
 	if c.direct != nil {
-		out, sent, err = c.direct.put(ctx, in)
-	}
-	if !sent && err == nil {
-		out, err = c.api.PutRecords(ctx, in)
+		out, err = c.direct.put(ctx, entries, c.streamName)
+	} else {
+		out, err = c.putSDK(ctx, entries)
 	}
 	if err != nil {
 		return PutResult{}, fmt.Errorf("kinesis: put records: %w", err)
@@ -424,6 +393,32 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 	}
 	wire.ReleaseResultEntries(out.Records)
 	return res, nil
+}
+
+// putSDK sends entries with the SDK's PutRecords.
+func (c *Client) putSDK(ctx context.Context, entries []Entry) (*kinesissdk.PutRecordsOutput, error) {
+	buf, _ := c.bufs.Get().(*requestBuf)
+	if buf == nil {
+		buf = &requestBuf{}
+	}
+	defer c.putBuf(buf)
+	n := len(entries)
+	buf.records = grow(buf.records, n)
+	buf.keys = grow(buf.keys, n)
+	buf.hashes = grow(buf.hashes, n)
+	for i := range entries {
+		buf.keys[i] = entries[i].PartitionKey
+		data := entries[i].Data
+		if data == nil {
+			data = []byte{} // the SDK rejects a nil blob; an empty one is Kinesis's to judge
+		}
+		buf.records[i] = types.PutRecordsRequestEntry{Data: data, PartitionKey: &buf.keys[i]}
+		if h := entries[i].ExplicitHashKey; h != "" {
+			buf.hashes[i] = h
+			buf.records[i].ExplicitHashKey = &buf.hashes[i]
+		}
+	}
+	return c.api.PutRecords(ctx, &kinesissdk.PutRecordsInput{Records: buf.records, StreamName: c.streamName, StreamARN: c.streamARN})
 }
 
 // noErrorCodes is the ErrorCodes of every result that accepted all of its entries (read-only).

@@ -402,8 +402,11 @@ func TestPutRecordsCBORBody(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, n := range []int{1, 2, 3, 24, 500} {
-		for range 4 {
+		for round := range 4 {
 			in := putRecordsInput(r, n)
+			if round%2 == 0 { // every text valid UTF-8: written without a second check
+				validKeys(in)
+			}
 			size, ok := putRecordsCBORLen(in)
 			if !ok {
 				t.Fatal("putRecordsCBORLen refused the input")
@@ -752,4 +755,52 @@ func BenchmarkDecodePutRecordsCBOR(b *testing.B) {
 			ReleaseResultEntries(out.Records)
 		}
 	})
+}
+
+// TestBodyOfMatchesBody: a body written from records (BodyOf, the direct path's) is byte for byte
+// the one written from the same request as the SDK's input (Body, checked against the SDK's
+// serializer and decoder by the tests above), in both protocols, with keys that are all valid
+// UTF-8 (written without a second check) and keys that are not.
+func TestBodyOfMatchesBody(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{1, 3, 500} {
+		for round := range 6 {
+			in := putRecordsInput(r, n)
+			if round%2 == 0 {
+				validKeys(in)
+			}
+			records := make([]Record, len(in.Records))
+			for i, e := range in.Records {
+				records[i] = Record{Data: e.Data, PartitionKey: *e.PartitionKey}
+				if e.ExplicitHashKey != nil {
+					records[i].ExplicitHashKey = *e.ExplicitHashKey
+				}
+			}
+			for _, cbor := range []bool{false, true} {
+				b := &RequestBodies{CBOR: cbor}
+				want, wantType, ok, err := b.Body(in)
+				if !ok || err != nil {
+					t.Fatalf("Body: %v, %v", ok, err)
+				}
+				got, gotType, err := b.BodyOf(records, in.StreamName, in.StreamARN)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gotType != wantType || !bytes.Equal(got.Bytes(), want.Bytes()) {
+					t.Errorf("cbor %v, %d records, round %d: BodyOf wrote %s %.120q, Body %s %.120q",
+						cbor, n, round, gotType, got.Bytes(), wantType, want.Bytes())
+				}
+				got.Release()
+				want.Release()
+			}
+		}
+	}
+}
+
+// validKeys makes every partition key of in valid UTF-8.
+func validKeys(in *kinesissdk.PutRecordsInput) {
+	for i := range in.Records {
+		in.Records[i].PartitionKey = aws.String(strings.ToValidUTF8(*in.Records[i].PartitionKey, "?"))
+	}
 }

@@ -235,21 +235,39 @@ func (r *bodyReader) Close() error {
 // this writer does not write (DryRun, StreamId, no Records, a record without Data or
 // PartitionKey): the SDK's serializer writes those.
 func (b *RequestBodies) Body(in *kinesissdk.PutRecordsInput) (body *Body, contentType string, ok bool, err error) {
-	bodyLen, appendBody, contentType := putRecordsBodyLen, appendPutRecordsBody, jsonContentType
-	if b.CBOR {
-		bodyLen, appendBody, contentType = putRecordsCBORLen, appendPutRecordsCBOR, cborContentType
-	}
-	size, ok := bodyLen(in)
-	if !ok {
+	if !sdkWritable(in) {
 		return nil, "", false, nil
 	}
-	bp := b.get(size)
-	*bp = appendBody(*bp, in)
+	body, contentType, err = writeBody(b, sdkRecords(in.Records), in.StreamARN, in.StreamName)
+	return body, contentType, err == nil, err
+}
+
+// BodyOf writes the body of a PutRecords request of records to the stream named streamName or
+// streamARN (each nil when not sent), as Body writes the same request given as the SDK's input.
+func (b *RequestBodies) BodyOf(records []Record, streamName, streamARN *string) (body *Body, contentType string, err error) {
+	return writeBody(b, recordSlice(records), streamARN, streamName)
+}
+
+func writeBody[L recordList](b *RequestBodies, l L, arn, name *string) (*Body, string, error) {
+	var size int
+	var bp *[]byte
+	contentType := jsonContentType
+	if b.CBOR {
+		var valid bool
+		size, valid = bodyCBORLen(l, arn, name)
+		bp = b.get(size)
+		*bp = appendBodyCBOR(*bp, l, arn, name, valid)
+		contentType = cborContentType
+	} else {
+		size = bodyJSONLen(l, arn, name)
+		bp = b.get(size)
+		*bp = appendBodyJSON(*bp, l, arn, name)
+	}
 	if len(*bp) != size {
 		b.put(bp)
-		return nil, "", false, fmt.Errorf("wire: put records body is %d bytes, computed %d", len(*bp), size)
+		return nil, "", fmt.Errorf("wire: put records body is %d bytes, computed %d", len(*bp), size)
 	}
-	return &Body{buf: bp, bodies: b}, contentType, true, nil
+	return &Body{buf: bp, bodies: b}, contentType, nil
 }
 
 // Constant parts of the body, in the order the SDK writes them (members sorted by name).
@@ -265,67 +283,75 @@ const (
 )
 
 // putRecordsBodyLen is the exact length of the body appendPutRecordsBody writes for in, and false
-// when in has something this serializer does not write (DryRun, StreamId, no Records, a record
-// without Data or PartitionKey): the SDK serializes those requests.
+// when in has something this serializer does not write (see sdkWritable).
 func putRecordsBodyLen(in *kinesissdk.PutRecordsInput) (int, bool) {
-	if in.DryRun != nil || in.StreamId != nil || in.Records == nil {
+	if !sdkWritable(in) {
 		return 0, false
 	}
-	n := len(bodyStart) + len(recordsEnd) + len("}")
-	for i := range in.Records {
-		r := &in.Records[i]
-		if r.Data == nil || r.PartitionKey == nil {
-			return 0, false
-		}
-		if i > 0 {
-			n++ // ,
-		}
-		n += len(recordDataStart) + base64.StdEncoding.EncodedLen(len(r.Data))
-		if r.ExplicitHashKey != nil {
-			n += len(recordHashKey) + jsonStringLen(*r.ExplicitHashKey) + len(recordPartKey)
-		} else {
-			n += len(recordPartKeyRaw)
-		}
-		n += jsonStringLen(*r.PartitionKey) + len("}")
-	}
-	if in.StreamARN != nil {
-		n += len(streamARNField) + jsonStringLen(*in.StreamARN)
-	}
-	if in.StreamName != nil {
-		n += len(streamNameField) + jsonStringLen(*in.StreamName)
-	}
-	return n, true
+	return bodyJSONLen(sdkRecords(in.Records), in.StreamARN, in.StreamName), true
 }
 
 // appendPutRecordsBody appends the JSON body of in, as the SDK writes it, to dst. in must be one
-// putRecordsBodyLen accepts; with cap(dst)-len(dst) of that length, nothing is allocated.
+// putRecordsBodyLen accepts.
 func appendPutRecordsBody(dst []byte, in *kinesissdk.PutRecordsInput) []byte {
+	return appendBodyJSON(dst, sdkRecords(in.Records), in.StreamARN, in.StreamName)
+}
+
+// bodyJSONLen is the exact length of the body appendBodyJSON writes.
+func bodyJSONLen[L recordList](l L, arn, name *string) int {
+	n := len(bodyStart) + len(recordsEnd) + len("}")
+	for i := range l.Len() {
+		data, key, hash, hasHash := l.record(i)
+		if i > 0 {
+			n++ // ,
+		}
+		n += len(recordDataStart) + base64.StdEncoding.EncodedLen(len(data))
+		if hasHash {
+			n += len(recordHashKey) + jsonStringLen(hash) + len(recordPartKey)
+		} else {
+			n += len(recordPartKeyRaw)
+		}
+		n += jsonStringLen(key) + len("}")
+	}
+	if arn != nil {
+		n += len(streamARNField) + jsonStringLen(*arn)
+	}
+	if name != nil {
+		n += len(streamNameField) + jsonStringLen(*name)
+	}
+	return n
+}
+
+// appendBodyJSON appends the JSON body of a request of l to the stream arn or name (each nil when
+// not sent), as the SDK writes it, to dst; with cap(dst)-len(dst) of bodyJSONLen, nothing is
+// allocated.
+func appendBodyJSON[L recordList](dst []byte, l L, arn, name *string) []byte {
 	dst = append(dst, bodyStart...)
-	for i := range in.Records {
-		r := &in.Records[i]
+	for i := range l.Len() {
+		data, key, hash, hasHash := l.record(i)
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, recordDataStart...)
-		dst = appendBase64(dst, r.Data)
-		if r.ExplicitHashKey != nil {
+		dst = appendBase64(dst, data)
+		if hasHash {
 			dst = append(dst, recordHashKey...)
-			dst = appendJSONString(dst, *r.ExplicitHashKey)
+			dst = appendJSONString(dst, hash)
 			dst = append(dst, recordPartKey...)
 		} else {
 			dst = append(dst, recordPartKeyRaw...)
 		}
-		dst = appendJSONString(dst, *r.PartitionKey)
+		dst = appendJSONString(dst, key)
 		dst = append(dst, '}')
 	}
 	dst = append(dst, recordsEnd...)
-	if in.StreamARN != nil {
+	if arn != nil {
 		dst = append(dst, streamARNField...)
-		dst = appendJSONString(dst, *in.StreamARN)
+		dst = appendJSONString(dst, *arn)
 	}
-	if in.StreamName != nil {
+	if name != nil {
 		dst = append(dst, streamNameField...)
-		dst = appendJSONString(dst, *in.StreamName)
+		dst = appendJSONString(dst, *name)
 	}
 	return append(dst, '}')
 }
