@@ -212,6 +212,8 @@ type Pool struct {
 	// bufs keeps idle request buffers: at most 2·maxInFlight (besides those in flight, each flush
 	// holds a few: its open and sealed requests).
 	bufs *requests.Buffers
+	// senders run the flushes' requests (kept goroutines, each ending when idle).
+	senders *requests.Senders
 
 	mu       sync.Mutex
 	free     []*batcher // idle batchers, reused to keep their buffers
@@ -275,6 +277,7 @@ func NewPool(p Putter, o Options) *Pool {
 		maxInFlight:   inFlight,
 		sched:         pace.New(inFlight),
 		bufs:          requests.NewBuffers(2 * inFlight),
+		senders:       requests.NewSenders(),
 	}
 	pool.recordSizeLimit = o.RecordSizeLimit
 	pool.shards = shards.New(shards.Options{
@@ -371,6 +374,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.free = nil
 	p.mu.Unlock()
 	p.bufs.Close()
+	p.senders.Close()
 
 	done := make(chan struct{})
 	go func() {
@@ -449,6 +453,7 @@ func (p *Pool) newBatcher() *batcher {
 			Putter:    p.putter,
 			Scheduler: p.sched,
 			Buffers:   p.bufs,
+			Senders:   p.senders,
 			Retry:     p.retry,
 			MaxQueues: p.maxInFlight,
 			Resharded: p.shards.Changed,

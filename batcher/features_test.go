@@ -608,6 +608,7 @@ func shardListingFailure(t *testing.T, listErr func(call int) error, wantCalls i
 	sp := &switchPutter{}
 	p := NewPool(sp, Options{Aggregation: true, PartitionKey: mustKeyPath(t, "k"), Shards: lister,
 		MaxRecordSize: 4 << 10, Logger: slog.New(logs), LogInterval: -1})
+	defer p.Close(context.Background()) // its idle senders end with it
 	for i, aware := range wantAware {
 		time.Sleep(11 * time.Second) // past the retry after a failed listing (10 s), within the refresh period
 		f := &fakePutter{t: t}

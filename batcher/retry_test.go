@@ -54,6 +54,7 @@ func TestRetryTiming(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := &fakePutter{t: t, code: alwaysThrottled}
 				p := NewPool(f, Options{Retry: tt.retry})
+				defer p.Close(context.Background()) // its idle senders end with it
 				ctx := context.Background()
 				if tt.timeout > 0 {
 					var cancel context.CancelFunc

@@ -106,7 +106,8 @@ type Config struct {
 	Putter    Putter
 	Scheduler *pace.Scheduler // shared by the pool's flushes: slots and per-shard pacing
 	Buffers   *Buffers
-	Retry     Retry // with every field set (Retry.WithDefaults)
+	Senders   *Senders // nil: a new goroutine per request
+	Retry     Retry    // with every field set (Retry.WithDefaults)
 	// MaxQueues bounds the queues of an ordered flush: the pool's bound of requests in flight.
 	MaxQueues int
 	// Resharded is told when Kinesis put a record sent with the explicit hash key of shard wantID
@@ -625,6 +626,10 @@ func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 	out.RecordsSent += int64(len(r.spans))
 	out.BytesSent += int64(r.size)
 	putter, answers, sched, quiet := q.c.Putter, q.answers, q.c.Scheduler, q.quiet
+	run := func(f func()) { go f() }
+	if q.c.Senders != nil {
+		run = q.c.Senders.run
+	}
 	wake := func() {
 		select {
 		case quiet <- struct{}{}:
@@ -632,7 +637,7 @@ func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 		}
 	}
 	q.unanswered.Add(1)
-	go func() {
+	run(func() {
 		r.res, r.err = putter.PutRecords(ctx, r.entries)
 		act := r.err != nil || r.res.FailedCount > 0 // r is the flush's once sent back
 		select {
@@ -649,5 +654,5 @@ func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 		if last := q.unanswered.Add(-1) == 0; (last || act) && q.quietWait.Load() {
 			wake()
 		}
-	}()
+	})
 }
