@@ -279,6 +279,36 @@ func (r *Reader) Text() (string, error) {
 	}
 }
 
+// Offset returns the reader's position, for Seek.
+func (r *Reader) Offset() int { return r.i }
+
+// Seek moves the reader to a position Offset returned.
+func (r *Reader) Seek(off int) { r.i = off }
+
+// ShortText reads a text string of definite length under 256 bytes, with no tags, as Text does
+// (in place); for any other item, or at the end, it reads nothing and returns false. It is for
+// the fast paths of readers that fall back on Text.
+func (r *Reader) ShortText() (string, bool) {
+	if r.i >= len(r.b) {
+		return "", false
+	}
+	ib := r.b[r.i]
+	start, n := r.i+1, int(ib&0x1f)
+	switch {
+	case ib >= MajorText && ib < MajorText|24:
+	case ib == MajorText|24 && r.i+1 < len(r.b):
+		start, n = r.i+2, int(r.b[r.i+1])
+	default:
+		return "", false
+	}
+	if n > len(r.b)-start {
+		return "", false
+	}
+	s := r.b[start : start+n]
+	r.i = start + n
+	return unsafe.String(unsafe.SliceData(s), len(s)), true
+}
+
 // TextOrNull reads a text string, or null (or undefined), after its tags.
 func (r *Reader) TextOrNull() (s string, null bool, err error) {
 	if err := r.SkipTags(); err != nil {

@@ -117,3 +117,32 @@ func TestIndefinite(t *testing.T) {
 		t.Errorf("read %q, %v (done %v); want k, a, bc", got, err, r.Done())
 	}
 }
+
+// TestShortText: text strings of definite length under 256 bytes are read in place; anything
+// else, or a string cut short, is left unread.
+func TestShortText(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 23, 24, 255} {
+		s := strings.Repeat("k", n)
+		r := NewReader(append(AppendText(nil, s), 0x01))
+		got, ok := r.ShortText()
+		if !ok || got != s || r.Offset() != HeadLen(uint64(n))+n {
+			t.Errorf("%d bytes: %q, %v, at %d", n, got, ok, r.Offset())
+		}
+	}
+	for _, b := range []string{
+		string(AppendText(nil, strings.Repeat("k", 256))), // a 2-byte length
+		"\x7f\x61k\xff", // indefinite
+		"\x41k",         // a byte string
+		"\xc0\x61k",     // tagged
+		"\x78",          // no length
+		"\x78\x05kk",    // cut short
+		"\x65kk",        // cut short
+		"",
+	} {
+		r := NewReader([]byte(b))
+		if s, ok := r.ShortText(); ok || r.Offset() != 0 {
+			t.Errorf("%x: read %q, %v, to %d; want nothing read", b, s, ok, r.Offset())
+		}
+	}
+}

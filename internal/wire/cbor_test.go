@@ -804,3 +804,59 @@ func validKeys(in *kinesissdk.PutRecordsInput) {
 		in.Records[i].PartitionKey = aws.String(strings.ToValidUTF8(*in.Records[i].PartitionKey, "?"))
 	}
 }
+
+// TestPlainEntry: the fast reader takes the entries Kinesis and kinesis-mock write for accepted
+// records, and gives what the general reader gives for them; it reads nothing of any other, for
+// the general reader to read.
+func TestPlainEntry(t *testing.T) {
+	t.Parallel()
+	k, seq, shard := cborStr, cborStr("49680760804974978402649271451734312720493422738522767362"), cborStr("shardId-000000000000")
+	tests := []struct {
+		name  string
+		entry string
+		taken bool
+	}{
+		{"kinesis", "\xa2" + k("SequenceNumber") + seq + k("ShardId") + shard, true},
+		{"kinesis-mock", "\xa4" + k("ErrorCode") + "\xf6" + k("ErrorMessage") + "\xf6" + k("SequenceNumber") + seq + k("ShardId") + shard, true},
+		{"shard first", "\xa2" + k("ShardId") + shard + k("SequenceNumber") + seq, true},
+		{"undefined error", "\xa3" + k("ErrorCode") + "\xf7" + k("SequenceNumber") + seq + k("ShardId") + shard, true},
+		{"empty", "\xa0", true},
+		{"failed", "\xa2" + k("ErrorCode") + k("ProvisionedThroughputExceededException") + k("ErrorMessage") + k("Rate exceeded"), false},
+		{"null shard", "\xa2" + k("SequenceNumber") + seq + k("ShardId") + "\xf6", false},
+		{"unknown member", "\xa3" + k("SequenceNumber") + seq + k("ShardId") + shard + k("X") + "\x01", false},
+		{"twice", "\xa2" + k("ShardId") + shard + k("ShardId") + cborStr("shardId-000000000001"), false},
+		{"indefinite map", "\xbf" + k("ShardId") + shard + "\xff", false},
+		{"indefinite text", "\xa1" + k("ShardId") + "\x7f" + shard + "\xff", false},
+		{"tagged", "\xc0\xa1" + k("ShardId") + shard, false},
+		{"long text", "\xa1" + k("ShardId") + string(cbor.AppendText(nil, strings.Repeat("s", 300))), false},
+		{"cut short", "\xa2" + k("SequenceNumber") + seq + k("ShardId") + shard[:5], false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := []byte(tt.entry)
+			fast := &cborResponse{Reader: cbor.NewReader(body)}
+			var got types.PutRecordsResultEntry
+			if taken := fast.plainEntry(&got); taken != tt.taken {
+				t.Fatalf("taken %v, want %v", taken, tt.taken)
+			}
+			if !tt.taken {
+				if fast.Offset() != 0 || got != (types.PutRecordsResultEntry{}) {
+					t.Fatalf("not taken, yet read %d bytes and gave %+v", fast.Offset(), got)
+				}
+				return
+			}
+			if !fast.Done() {
+				t.Errorf("read %d of %d bytes", fast.Offset(), len(body))
+			}
+			// The general reader, on the same entry in a response.
+			resp := "\xa1" + k("Records") + "\x81" + tt.entry
+			want, err := decodePutRecordsCBOR([]byte(resp))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := describeOutput(&kinesissdk.PutRecordsOutput{Records: []types.PutRecordsResultEntry{got}}), describeOutput(want); g != w {
+				t.Errorf("fast reader gave %s, the response reader %s", g, w)
+			}
+		})
+	}
+}

@@ -110,6 +110,10 @@ func (r *cborResponse) records(out *kinesissdk.PutRecordsOutput) error {
 			return nil
 		}
 		var e types.PutRecordsResultEntry
+		if r.plainEntry(&e) {
+			out.Records = append(out.Records, e)
+			continue
+		}
 		err = r.Object(func(key string) error {
 			var dst **string
 			shared := true // shard IDs and error codes: a few distinct values per response
@@ -201,4 +205,59 @@ func finite(f float64) any {
 		return nil
 	}
 	return f
+}
+
+// The members of a result entry, as plainEntry knows them.
+const (
+	memberErrorCode = 1 << iota
+	memberErrorMessage
+	memberSequenceNumber
+	memberShardID
+)
+
+// plainEntry reads, in one pass and without a callback per member, a result entry as Kinesis and
+// kinesis-mock write an accepted record's: a map of definite length whose members are among
+// SequenceNumber and ShardId (short text strings) and ErrorCode and ErrorMessage (null), each at
+// most once, without tags; e is then what the general reader would give (ShardId interned,
+// SequenceNumber read and dropped). For anything else it reads nothing, leaves e as it was and
+// returns false, and the general reader reads the entry. Reading the entries was about half of
+// reading a 500-record answer.
+func (r *cborResponse) plainEntry(e *types.PutRecordsResultEntry) bool {
+	start := r.Offset()
+	ib, ok := r.Peek()
+	if !ok || ib&0xe0 != cbor.MajorMap || ib&0x1f > 4 {
+		return false
+	}
+	r.Seek(start + 1)
+	var seen int
+	var shard string
+	for range int(ib & 0x1f) {
+		key, ok := r.ShortText()
+		if !ok {
+			r.Seek(start)
+			return false
+		}
+		var member int
+		switch key {
+		case "SequenceNumber":
+			member = memberSequenceNumber
+			_, ok = r.ShortText()
+		case "ShardId":
+			member = memberShardID
+			shard, ok = r.ShortText()
+		case "ErrorCode":
+			member, ok = memberErrorCode, r.Null()
+		case "ErrorMessage":
+			member, ok = memberErrorMessage, r.Null()
+		}
+		if member == 0 || !ok || seen&member != 0 {
+			r.Seek(start)
+			return false
+		}
+		seen |= member
+	}
+	if seen&memberShardID != 0 {
+		e.ShardId = r.intern(shard)
+	}
+	return true
 }
