@@ -101,7 +101,8 @@ func TestPutRecordsCBORAnswers(t *testing.T) {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	c := newTestClient(t, Options{Endpoint: srv.URL, Protocol: ProtocolCBOR})
-	entries := []Entry{{Data: []byte("a"), PartitionKey: "1"}, {Data: []byte("b"), PartitionKey: "2"}, {Data: []byte("c"), PartitionKey: "3"}}
+	// An explicit hash key, so that the result keeps each entry's shard.
+	entries := []Entry{{Data: []byte("a"), PartitionKey: "1", ExplicitHashKey: "1"}, {Data: []byte("b"), PartitionKey: "2"}, {Data: []byte("c"), PartitionKey: "3"}}
 
 	codes := []string{"", CodeThroughputExceeded, CodeInternalFailure}
 	h.set(codes, 0, "")

@@ -72,7 +72,9 @@ type PutResult struct {
 	ErrorCodes []string
 	// ShardIDs has one element per entry sent, in order: the shard Kinesis put the entry in, ""
 	// for an entry not accepted (or when Kinesis did not say). Shard-aware aggregation compares
-	// it with the shard it meant the entry for, to learn that the stream's shards changed.
+	// it with the shard it meant the entry for (the one of its ExplicitHashKey), to learn that the
+	// stream's shards changed; it is nil when no entry had an ExplicitHashKey, as nothing reads
+	// it then (a list per request was 1.4% of the plugin's CPU).
 	ShardIDs []string
 }
 
@@ -376,7 +378,13 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 	}
 	// The result outlives the request, so its lists cannot come from c.bufs; the strings are
 	// the decoder's, not copies. Most answers accept every entry: their ErrorCodes are all "".
-	res := PutResult{ErrorCodes: noErrorCodes[:n:n], ShardIDs: make([]string, n)}
+	res := PutResult{ErrorCodes: noErrorCodes[:n:n]}
+	for i := range entries {
+		if entries[i].ExplicitHashKey != "" {
+			res.ShardIDs = make([]string, n)
+			break
+		}
+	}
 	for i := range out.Records {
 		r := &out.Records[i]
 		if code := r.ErrorCode; code != nil && *code != "" {
@@ -387,7 +395,7 @@ func (c *Client) PutRecords(ctx context.Context, entries []Entry) (PutResult, er
 			res.FailedCount++
 			continue
 		}
-		if r.ShardId != nil {
+		if r.ShardId != nil && res.ShardIDs != nil {
 			res.ShardIDs[i] = *r.ShardId
 		}
 	}

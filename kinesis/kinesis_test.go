@@ -479,6 +479,17 @@ func TestPutRecordsShardIDs(t *testing.T) {
 		}
 		results = append(results, res)
 	}
+	// The first answer again, for entries without an explicit hash key: nothing reads their
+	// shards, and none are kept.
+	answers = append(answers, answers[0])
+	plain := make([]Entry, len(want[0].codes))
+	for i := range plain {
+		plain[i] = Entry{Data: []byte{byte('a' + i)}, PartitionKey: "k"}
+	}
+	res, err := c.PutRecords(context.Background(), plain)
+	if err != nil || res.ShardIDs != nil || fmt.Sprintf("%q", res.ErrorCodes) != fmt.Sprintf("%q", want[0].codes) {
+		t.Errorf("without explicit hash keys: ShardIDs %q, ErrorCodes %q, %v; want nil, %q", res.ShardIDs, res.ErrorCodes, err, want[0].codes)
+	}
 }
 
 func TestPutRecordsMalformedResponse(t *testing.T) {
