@@ -407,6 +407,7 @@ func TestPutRecordsShardIDs(t *testing.T) {
 			{SequenceNumber: "8", ShardId: "shardId-000000000008"},
 		},
 	}
+	answers = append(answers, answers[0]) // for the last request, set before the server reads it
 	srv := newFakeKinesis(t, func(n int, _ putRequest, w http.ResponseWriter) int {
 		failed := 0
 		for _, r := range answers[n] {
@@ -479,9 +480,8 @@ func TestPutRecordsShardIDs(t *testing.T) {
 		}
 		results = append(results, res)
 	}
-	// The first answer again, for entries without an explicit hash key: nothing reads their
-	// shards, and none are kept.
-	answers = append(answers, answers[0])
+	// The first answer again (answers[4]), for entries without an explicit hash key: nothing
+	// reads their shards, and none are kept.
 	plain := make([]Entry, len(want[0].codes))
 	for i := range plain {
 		plain[i] = Entry{Data: []byte{byte('a' + i)}, PartitionKey: "k"}
