@@ -636,9 +636,10 @@ func TestPackAllocs(t *testing.T) {
 	}
 	run() // grow the buffers
 	allocs := testing.AllocsPerRun(20, run)
-	// Partition keys come 64 to an allocation, a request's goroutine costs 2; nothing else may
-	// allocate per record.
-	if limit := float64(len(records))/64 + 2*float64(len(records))/float64(limits.MaxRecordsPerRequest) + 5; allocs > limit {
+	// Partition keys come 64 to an allocation; a request costs 2 (its closures), and 2 more when
+	// no sender is idle to take it (a new sender's goroutine and idle timer: with -race, senders
+	// are often still busy); nothing else may allocate per record.
+	if limit := float64(len(records))/64 + 4*float64(len(records))/float64(limits.MaxRecordsPerRequest) + 5; allocs > limit {
 		t.Errorf("a flush of %d records allocates %.0f times, want at most %.0f", len(records), allocs, limit)
 	}
 }
