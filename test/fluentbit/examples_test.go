@@ -352,15 +352,21 @@ func decodeRecords(t *testing.T, decode string, recs []kinesismock.Record) []kpl
 		}
 		defer d.Close()
 		var aggs [][]byte
+		aggregates := 0
 		for i, r := range recs {
 			data, err := d.DecodeAll(r.Data, nil)
 			if err != nil {
 				t.Fatalf("record %d: zstd: %v", i, err)
 			}
-			if !bytes.HasPrefix(data, kpl.Magic) {
-				t.Errorf("record %d: not a KPL aggregate: %q", i, textdiff.Clip(string(data), 300))
+			// An aggregate of one user record goes as that record, as the KPL sends it (a flush
+			// may hold one record); the deaggregator reads both forms.
+			if bytes.HasPrefix(data, kpl.Magic) {
+				aggregates++
 			}
 			aggs = append(aggs, data)
+		}
+		if aggregates == 0 || len(recs)-aggregates > len(recs)/2 {
+			t.Errorf("%d of %d Kinesis records are KPL aggregates, want most", aggregates, len(recs))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
