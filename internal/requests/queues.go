@@ -106,7 +106,7 @@ type Config struct {
 	Putter    Putter
 	Scheduler *pace.Scheduler // shared by the pool's flushes: slots and per-shard pacing
 	Buffers   *Buffers
-	Senders   *Senders // nil: a new goroutine per request
+	Senders   *Senders // nil: a new goroutine for each request
 	Retry     Retry    // with every field set (Retry.WithDefaults)
 	// MaxQueues bounds the queues of an ordered flush: the pool's bound of requests in flight.
 	MaxQueues int
@@ -175,8 +175,8 @@ type flushState struct {
 // map) when it does, where a group has at most one request in flight so that a key's records
 // reach their shard in order. A queue's open request is filled until the next record would break
 // a limit, then sealed, and sealed requests go as soon as the pool's scheduler gives them a slot
-// and their shards' pacing allows. Each request goroutine only calls the Putter, frees its slot
-// of the pool's scheduler and hands the request back on q.answers (waking the flush when it waits
+// and their shards' pacing allows. Each request goroutine only calls the Putter, hands the request
+// back on q.answers and frees its slot of the pool's scheduler (waking the flush when it waits
 // quietly, see waitQuietly): everything else belongs to the flush's own goroutine, which handles
 // answers between records (in Commit) and, at the end (Finish), until every request it started
 // is answered.
@@ -597,8 +597,8 @@ func (q *Queues) chargesOf(r *request) []pace.Charge {
 	return r.charges
 }
 
-// start sends r on a goroutine of its own, which frees its scheduler slot and hands it back on
-// q.answers once answered.
+// start sends r on a sender goroutine, which hands it back on q.answers once answered, then frees
+// its scheduler slot.
 func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 	m := q.f.m
 	out := &q.f.out
@@ -625,19 +625,9 @@ func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 	out.Requests++
 	out.RecordsSent += int64(len(r.spans))
 	out.BytesSent += int64(r.size)
-	putter, answers, sched, quiet := q.c.Putter, q.answers, q.c.Scheduler, q.quiet
-	run := func(f func()) { go f() }
-	if q.c.Senders != nil {
-		run = q.c.Senders.run
-	}
-	wake := func() {
-		select {
-		case quiet <- struct{}{}:
-		default: // a token is there already
-		}
-	}
+	putter, answers, sched := q.c.Putter, q.answers, q.c.Scheduler
 	q.unanswered.Add(1)
-	run(func() {
+	q.c.Senders.run(func() {
 		r.res, r.err = putter.PutRecords(ctx, r.entries)
 		act := r.err != nil || r.res.FailedCount > 0 // r is the flush's once sent back
 		select {
@@ -645,14 +635,22 @@ func (q *Queues) start(ctx context.Context, r *request, now time.Time) {
 		default:
 			// The flush has more answers to handle than q.answers holds (its slots are freed
 			// here, before it handles them): wake it from a quiet wait to make room.
-			wake()
+			q.wakeQuiet()
 			answers <- r
 		}
 		// The slot is freed after the answer is queued: a flush that takes the slot then sees
 		// the answer (pump), and handles it before starting another request.
 		sched.Done()
 		if last := q.unanswered.Add(-1) == 0; (last || act) && q.quietWait.Load() {
-			wake()
+			q.wakeQuiet()
 		}
 	})
+}
+
+// wakeQuiet wakes the flush from waitQuietly, or from its next one; a request's goroutine calls it.
+func (q *Queues) wakeQuiet() {
+	select {
+	case q.quiet <- struct{}{}:
+	default: // a token is there already
+	}
 }

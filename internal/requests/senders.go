@@ -27,8 +27,13 @@ func NewSenders() *Senders { return &Senders{work: make(chan func()), done: make
 // Close still run, each on a goroutine that ends with it.
 func (p *Senders) Close() { p.closeOnce.Do(func() { close(p.done) }) }
 
-// run calls f on an idle sender, or on a new one when none is idle. It does not wait for f.
+// run calls f on an idle sender, or on a new one when none is idle (on a goroutine of its own
+// when p is nil). It does not wait for f.
 func (p *Senders) run(f func()) {
+	if p == nil {
+		go f()
+		return
+	}
 	select {
 	case p.work <- f:
 	default:
