@@ -54,4 +54,9 @@ void kgo_counter_set(void *c, double v, int nlabels, char **values);
 void kgo_gauge_set(void *g, double v, int nlabels, char **values);
 void kgo_histogram_observe(void *h, const double *v, size_t n, int nlabels, char **values);
 
+/* flush.c: 1 when a flush can yield Fluent Bit's coroutine while it waits (the host exports what
+ * that needs); kgo_flush_done wakes the flush waiting on the pipe whose write end is fd. */
+int kgo_async_flush_available(void);
+void kgo_flush_done(int fd);
+
 #endif

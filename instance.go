@@ -49,6 +49,11 @@ type instance struct {
 	// limit is the stream's maximum record size with max_record_size auto, nil otherwise.
 	limit        *streamLimit
 	lastOversize atomic.Int64 // the pool's SkippedOversize when oversizeSkipped last looked
+	// yields: flushes may run on goroutines while Fluent Bit's coroutine yields (flush.c), at most
+	// cap(yielding) at once. Not with partition_key: Fluent Bit's one worker then sends chunks
+	// one after another, which keeps a key's records in order across chunks.
+	yields   bool
+	yielding chan struct{}
 
 	closeOnce sync.Once
 }
@@ -164,8 +169,13 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 	}
 	logFeatures(log, cfg, maxRecordSize)
 	ctx, cancel := context.WithCancel(context.Background())
+	yields, warning := flushYields()
+	if warning != "" {
+		log.Warn(warning)
+	}
 	return &instance{name: env.name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
-		summary: startSummary(log, cfg.SummaryInterval, pool.Stats), metrics: env.metrics, limit: limit}, nil
+		summary: startSummary(log, cfg.SummaryInterval, pool.Stats), metrics: env.metrics, limit: limit,
+		yields: yields && cfg.PartitionKey.IsZero(), yielding: make(chan struct{}, cfg.MaxInFlight)}, nil
 }
 
 // logFeatures writes one line per packing feature that is on, saying what it does; maxRecordSize
@@ -202,6 +212,19 @@ func (i *instance) flush(chunk []byte, tag string) outcome {
 		i.limit.afterFlush(res.Skipped > 0 && i.oversizeSkipped())
 	}
 	return i.outcome(err, tag)
+}
+
+// flushYielding is flush for a flush that runs while Fluent Bit's coroutine yields: it waits
+// first for one of the instance's cap(yielding) turns, so that the chunks Fluent Bit hands over
+// at once are not all packed at once.
+func (i *instance) flushYielding(chunk []byte, tag string) outcome {
+	select {
+	case i.yielding <- struct{}{}:
+	case <-i.ctx.Done():
+		return outcomeRetry
+	}
+	defer func() { <-i.yielding }()
+	return i.flush(chunk, tag)
 }
 
 // oversizeSkipped reports whether records were skipped as too large since it was last called.

@@ -69,19 +69,26 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc int) {
 	return output.FLB_OK
 }
 
-//export FLBPluginFlushCtx
-func FLBPluginFlushCtx(ctx, data unsafe.Pointer, length C.int, tag *C.char) (rc int) {
+// kgoFlush is a flush run on Fluent Bit's thread until the chunk's last answer: FLBPluginFlushCtx
+// (flush.c) calls it when the flush cannot run while the worker's coroutine yields.
+//
+//export kgoFlush
+func kgoFlush(ctx, data unsafe.Pointer, length C.int, tag *C.char) (rc int) {
 	defer recoverExport("flush", &rc)
 	r := instances.get(uintptr(ctx))
 	if r == nil {
 		pluginLogger().Error("flush called with an unknown context: chunk dropped")
 		return output.FLB_ERROR
 	}
-	var chunk []byte
-	if data != nil && length > 0 {
-		chunk = unsafe.Slice((*byte)(data), int(length))
+	return flbCode(r.inst.flush(chunkBytes(data, length), C.GoString(tag)))
+}
+
+// chunkBytes is Fluent Bit's chunk as a slice, valid until the flush returns to Fluent Bit.
+func chunkBytes(data unsafe.Pointer, length C.int) []byte {
+	if data == nil || length <= 0 {
+		return nil
 	}
-	return flbCode(r.inst.flush(chunk, C.GoString(tag)))
+	return unsafe.Slice((*byte)(data), int(length))
 }
 
 //export FLBPluginExitCtx

@@ -124,6 +124,7 @@ type env struct {
 	dir     string
 	port    int
 	parsers string
+	vars    []string // more of Fluent Bit's environment, NAME=value
 }
 
 func newEnv(t *testing.T) *env {
@@ -215,7 +216,7 @@ func (e *env) startIn(t *testing.T, cwd string, args ...string) *flbproc.Process
 	if cwd == "" {
 		cwd = dir
 	}
-	p, err := flbproc.Start(flbproc.Options{Bin: fluentBit, Args: args, Dir: cwd, LogDir: dir, Env: fbEnv(t)})
+	p, err := flbproc.Start(flbproc.Options{Bin: fluentBit, Args: args, Dir: cwd, LogDir: dir, Env: append(fbEnv(t), e.vars...)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,3 +127,45 @@ func promValue(t *testing.T, port int, metric, name string) int {
 	}
 	return n
 }
+
+// TestFlushesYield checks that a flush waiting for Kinesis does not hold its Fluent Bit worker:
+// four chunks (four files) are flushed at once to an endpoint that answers after 300 ms, with
+// one worker or none. Every chunk makes one request, so the endpoint must see more than one
+// request at a time, as with Fluent Bit's C output; with KINESIS_STREAMS_GO_FLUSH=block, which
+// holds the worker until the chunk's last answer, it must see exactly one. Every record must be
+// delivered exactly once either way.
+func TestFlushesYield(t *testing.T) {
+	needFluentBit(t)
+	const records = 400
+	for _, mode := range []string{"yield", "block"} {
+		for _, workers := range []int{0, 1} {
+			t.Run(fmt.Sprintf("%s/workers=%d", mode, workers), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				e.vars = []string{"KINESIS_STREAMS_GO_FLUSH=" + mode}
+				w := want{}
+				spread(t, filepath.Join(e.dir, "app"), "app", 4, 0, records, w)
+				stream := newStream(t, 2)
+				proxy := newProxy(t, kinesismock.Faults{Latency: 300 * time.Millisecond})
+				proc := e.startClassic(t, pipeline{
+					service: e.service(5),
+					inputs:  []props{e.tail("app")},
+					outputs: []props{output("app.*", stream, proxy.URL, [2]string{"workers", strconv.Itoa(workers)})},
+				})
+				waitAccepted(t, proxy, records, proc)
+				stop(t, proc, 5*time.Second)
+				checkExactlyOnce(t, stream, w)
+				checkLog(t, proc.Stderr())
+				st := proxy.Stats()
+				switch {
+				case mode == "yield" && st.MaxInFlight < 2:
+					t.Errorf("%d requests for %d chunks flushed at once, at most %d in flight at a time: flushes held the worker",
+						st.Requests, 4, st.MaxInFlight)
+				case mode == "block" && st.MaxInFlight != 1:
+					t.Errorf("%d requests in flight at a time with flushes that block one worker, want 1", st.MaxInFlight)
+				}
+				t.Logf("%s, workers %d: %d requests, at most %d in flight", mode, workers, st.Requests, st.MaxInFlight)
+			})
+		}
+	}
+}

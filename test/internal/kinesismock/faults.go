@@ -72,6 +72,7 @@ type FaultStats struct {
 	Down             int // requests refused while down
 	Ambiguous        int // forwarded requests whose answer the client may not have had
 	AmbiguousRecords int // records kinesis-mock accepted in them
+	MaxInFlight      int // most PutRecords requests being handled at once
 }
 
 // FaultProxy is an HTTP server on 127.0.0.1 in front of a Server that
@@ -92,6 +93,7 @@ type FaultProxy struct {
 	rng       *rand.Rand
 	downUntil time.Time
 	stats     FaultStats
+	inFlight  int            // PutRecords requests being handled
 	accepted  map[string]int // payload: times kinesis-mock accepted it
 	ambiguous map[string]int // payload: times accepted in an ambiguous request
 }
@@ -211,6 +213,15 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	arrived := time.Now()
+	p.mu.Lock()
+	p.inFlight++
+	p.stats.MaxInFlight = max(p.stats.MaxInFlight, p.inFlight)
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		p.mu.Unlock()
+	}()
 	var in putRecordsIn
 	inCBOR, ok := readPutRecords(w, r, &in)
 	if !ok {
