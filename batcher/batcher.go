@@ -127,7 +127,7 @@ const DefaultLogInterval = 10 * time.Second
 
 // DefaultMaxInFlight is the default bound of the requests a pool has in flight together, all its
 // flushes included.
-const DefaultMaxInFlight = 16
+const DefaultMaxInFlight = 32
 
 // MaxMaxInFlight bounds Options.MaxInFlight: each request in flight may hold a 10 MiB request's
 // data, and a connection.

@@ -85,7 +85,7 @@ const (
 	DefaultAggregation        = false
 	DefaultSimpleAggregation  = false
 	DefaultMaxRecordSize      = MaxRecordSizeAuto
-	DefaultMaxInFlight        = 16
+	DefaultMaxInFlight        = 32
 	DefaultSummaryInterval    = time.Minute
 	DefaultStartupCheck       = StartupCheckWarn
 )

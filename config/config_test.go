@@ -455,7 +455,7 @@ func TestString(t *testing.T) {
 		want string
 	}{
 		{"defaults", base(),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor append_newline=true max_record_size=auto max_in_flight=16"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor append_newline=true max_record_size=auto max_in_flight=32"},
 		{"everything", MapGetter{
 			"region": "eu-west-1", "stream": "arn:aws:kinesis:eu-west-1:123456789012:stream/s",
 			"endpoint": "localhost:4567", "sts_endpoint": "http://sts:80",
@@ -469,17 +469,17 @@ func TestString(t *testing.T) {
 			"sts_endpoint=http://sts:80 role_arn=arn:aws:iam::123456789012:role/r external_id=(set) profile=prod " +
 			"auto_retry_requests=false http_request_timeout=1m30s protocol=json time_key=ts time_key_format=\"%Y %3N\" " +
 			"data_keys=log,kubernetes replace_dots=_ append_newline=false partition_key=kubernetes->pod_name " +
-			"compression=gzip aggregation=true max_record_size=5242880 max_in_flight=16 startup_check=fail use_fips_endpoint=true use_dualstack_endpoint=false"},
+			"compression=gzip aggregation=true max_record_size=5242880 max_in_flight=32 startup_check=fail use_fips_endpoint=true use_dualstack_endpoint=false"},
 		{"aggregation, compression none", with("aggregation", "yes", "compression", "none"),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor append_newline=true aggregation=true max_record_size=auto max_in_flight=16"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor append_newline=true aggregation=true max_record_size=auto max_in_flight=32"},
 		{"partition_key with a space", with("partition_key", "kubernetes->pod name", "compression", "zstd"),
 			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor append_newline=true " +
-				`partition_key="kubernetes->pod name" compression=zstd max_record_size=auto max_in_flight=16`},
+				`partition_key="kubernetes->pod name" compression=zstd max_record_size=auto max_in_flight=32`},
 		{"data_keys with a space, replace_dots with a quote", with("data_keys", "a b,c", "replace_dots", `"`),
 			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor data_keys=\"a b,c\" " +
-				`replace_dots="\"" append_newline=true max_record_size=auto max_in_flight=16`},
+				`replace_dots="\"" append_newline=true max_record_size=auto max_in_flight=32`},
 		{"log_key", with("log_key", "message"),
-			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor log_key=message append_newline=true max_record_size=auto max_in_flight=16"},
+			"region=us-east-1 stream=logs auto_retry_requests=true http_request_timeout=1m0s protocol=cbor log_key=message append_newline=true max_record_size=auto max_in_flight=32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
