@@ -175,30 +175,41 @@ static void wait_free(struct kgo_wait *w)
     free(w);
 }
 
-/* wait_new prepares a flush's wait, or returns NULL when this flush cannot yield. */
-static struct kgo_wait *wait_new(void)
+/* wait_new prepares a flush's wait, or returns NULL, with the reason in *why, when this flush
+ * cannot yield; *lasting says whether later flushes cannot either. */
+static struct kgo_wait *wait_new(const char **why, int *lasting)
 {
     struct kgo_wait *w;
     void **coro;
     void *evl;
 
-    if (!kgo_async_flush_available() || (coro = host.coro_get()) == NULL ||
-        (evl = host.evl_get()) == NULL) {
+    if (!kgo_async_flush_available()) {
+        *why = "the fluent-bit binary does not export the functions it needs";
+        *lasting = 1;
+        return NULL;
+    }
+    if ((coro = host.coro_get()) == NULL || (evl = host.evl_get()) == NULL) {
+        *why = "the flush runs outside a coroutine or an event loop";
+        *lasting = 1;
         return NULL;
     }
     if (host.callee < 0) {
         host.callee = coro_layout(coro);
     }
     if (host.callee < 0 || coro[host.callee] != host.co_active()) {
+        *why = "Fluent Bit's coroutine is not laid out as expected";
+        *lasting = 1;
         return NULL;
     }
     w = calloc(1, sizeof(*w));
     if (w == NULL) {
+        *why = "out of memory";
         return NULL;
     }
     w->fds[0] = w->fds[1] = -1;
     if (pipe(w->fds) != 0 || fcntl(w->fds[0], F_SETFD, FD_CLOEXEC) != 0 ||
         fcntl(w->fds[1], F_SETFD, FD_CLOEXEC) != 0 || fcntl(w->fds[0], F_SETFL, O_NONBLOCK) != 0) {
+        *why = "no pipe (out of file descriptors?)";
         wait_free(w);
         return NULL;
     }
@@ -206,12 +217,15 @@ static struct kgo_wait *wait_new(void)
     w->coro = coro;
     w->event.head.handler = kgo_wake;
     if (host.event_add(evl, w->fds[0], KGO_EV_CUSTOM, KGO_EVENT_READ, &w->event) != 0) {
+        *why = "the event loop refused the pipe";
         wait_free(w);
         return NULL;
     }
     /* mk_event_add fills the head: a different layout would show here. */
     if (w->event.head.fd != w->fds[0] || w->event.head.type != KGO_EV_CUSTOM ||
         w->event.head.handler != kgo_wake) {
+        *why = "Fluent Bit's event is not laid out as expected";
+        *lasting = 1;
         host.event_del(evl, &w->event);
         wait_free(w);
         return NULL;
@@ -222,9 +236,15 @@ static struct kgo_wait *wait_new(void)
 int FLBPluginFlushCtx(void *ctx, void *data, int length, char *tag)
 {
     struct kgo_wait *w;
+    const char *why = NULL;
+    int lasting = 0;
     int rc;
 
-    if (!kgoFlushYields(ctx) || (w = wait_new()) == NULL) {
+    if (!kgoFlushYields(ctx)) {
+        return (int) kgoFlush(ctx, data, length, tag);
+    }
+    if ((w = wait_new(&why, &lasting)) == NULL) {
+        kgoFlushHeld(ctx, (char *) why, lasting);
         return (int) kgoFlush(ctx, data, length, tag);
     }
     if (!kgoFlushStart(ctx, data, length, tag, &w->rc, w->fds[1])) {

@@ -49,11 +49,11 @@ type instance struct {
 	// limit is the stream's maximum record size with max_record_size auto, nil otherwise.
 	limit        *streamLimit
 	lastOversize atomic.Int64 // the pool's SkippedOversize when oversizeSkipped last looked
-	// yields: flushes may run on goroutines while Fluent Bit's coroutine yields (flush.c), at most
-	// cap(yielding) at once. Not with partition_key: Fluent Bit's one worker then sends chunks
-	// one after another, which keeps a key's records in order across chunks.
-	yields   bool
+	// yields: flushes run on goroutines while Fluent Bit's coroutine yields (flush.c), at most
+	// cap(yielding) at once (see flushMode). heldOnce warns of the first flush that could not.
+	yields   atomic.Bool
 	yielding chan struct{}
+	heldOnce sync.Once
 
 	closeOnce sync.Once
 }
@@ -66,6 +66,8 @@ type instanceEnv struct {
 	host hostLogger
 	// metrics are the instance's metrics in the host, nil when it keeps none.
 	metrics instanceMetrics
+	// canYield: the host exports what a flush needs to yield its coroutine (flush.c).
+	canYield bool
 }
 
 // instanceMetrics are an instance's metrics in its host (cmtMetrics in Fluent Bit).
@@ -169,13 +171,18 @@ func newInstance(g config.Getter, env instanceEnv) (*instance, error) {
 	}
 	logFeatures(log, cfg, maxRecordSize)
 	ctx, cancel := context.WithCancel(context.Background())
-	yields, warning := flushYields()
+	yields, info, warning := flushMode(env.canYield, !cfg.PartitionKey.IsZero())
 	if warning != "" {
 		log.Warn(warning)
 	}
-	return &instance{name: env.name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
+	if info != "" && env.host != nil {
+		log.Info(info)
+	}
+	inst := &instance{name: env.name, log: log, client: client, pool: pool, ctx: ctx, cancel: cancel,
 		summary: startSummary(log, cfg.SummaryInterval, pool.Stats), metrics: env.metrics, limit: limit,
-		yields: yields && cfg.PartitionKey.IsZero(), yielding: make(chan struct{}, cfg.MaxInFlight)}, nil
+		yielding: make(chan struct{}, yieldingFlushes(cfg.MaxInFlight))}
+	inst.yields.Store(yields)
+	return inst, nil
 }
 
 // logFeatures writes one line per packing feature that is on, saying what it does; maxRecordSize
@@ -225,6 +232,21 @@ func (i *instance) flushYielding(chunk []byte, tag string) outcome {
 	}
 	defer func() { <-i.yielding }()
 	return i.flush(chunk, tag)
+}
+
+// flushHeld is told that a flush held its worker, as it could not yield for the reason why. When
+// lasting, no later flush can yield either and none tries; it warns the first time.
+func (i *instance) flushHeld(why string, lasting bool) {
+	if lasting {
+		i.yields.Store(false)
+	}
+	i.heldOnce.Do(func() {
+		then := "this flush holds its worker until the chunk's last answer"
+		if lasting {
+			then = "flushes hold their worker until the chunk's last answer from now on"
+		}
+		i.log.Warn("a flush could not yield its worker (" + why + "): " + then)
+	})
 }
 
 // oversizeSkipped reports whether records were skipped as too large since it was last called.
@@ -362,3 +384,9 @@ func summaryLine(prev, cur batcher.Stats, every time.Duration) (string, bool) {
 		"%d throttled, %d resent, %d chunks to be retried",
 		every, d.Records, d.Accepted, d.Skipped(), d.Requests, d.BytesSent, d.Throttled, d.Resent, d.NotDelivered), true
 }
+
+// yieldingFlushes is how many flushes that yield may pack and send at once: 2 for the default
+// max_in_flight of 32, whose requests nearly fill it (a 2 MB chunk makes 10 to 13). Each holds its
+// chunk's records encoded until they are answered: in real Fluent Bit, 4 at once took 29 MB more
+// than flushes that block, 2 took 12 MB more, and both delivered as fast at 50 ms a request.
+func yieldingFlushes(maxInFlight int) int { return max(2, maxInFlight/16) }

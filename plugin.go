@@ -54,6 +54,7 @@ func FLBPluginInit(plugin unsafe.Pointer) (rc int) {
 	metrics := newCmtMetrics(host, name)
 	if host != nil {
 		env.host = host
+		env.canYield = hostYields()
 	}
 	if metrics != nil {
 		env.metrics = metrics

@@ -19,16 +19,29 @@ import (
 // the worker until the chunk's last answer, as Go outputs do. See flush.c.
 const FlushModeEnv = "KINESIS_STREAMS_GO_FLUSH"
 
-// flushYields reads FlushModeEnv: whether flushes may yield, and a warning for a bad value.
-func flushYields() (bool, string) {
-	switch v := os.Getenv(FlushModeEnv); v {
+// hostYields reports whether the host exports what a flush needs to yield (flush.c).
+func hostYields() bool { return C.kgo_async_flush_available() != 0 }
+
+// flushMode decides whether an instance's flushes yield, and says so in a line to log at info
+// (none when they yield) or, for a bad FlushModeEnv, in a warning.
+func flushMode(canYield, partitionKey bool) (yields bool, info, warning string) {
+	v := os.Getenv(FlushModeEnv)
+	switch v {
 	case "", "yield":
-		return true, ""
 	case "block":
-		return false, ""
+		return false, "flushes hold their worker until the chunk's last answer, as " + FlushModeEnv + "=block asks", ""
 	default:
-		return true, fmt.Sprintf("invalid %s value %q: want yield or block; flushes yield", FlushModeEnv, v)
+		warning = fmt.Sprintf("invalid %s value %q: want yield or block", FlushModeEnv, v)
 	}
+	switch {
+	case partitionKey:
+		return false, "flushes hold their worker until the chunk's last answer: with partition_key, one worker sends one chunk at a time, " +
+			"which keeps a key's records in order across chunks", warning
+	case !canYield:
+		return false, "flushes hold their worker until the chunk's last answer: the host does not export what yielding needs " +
+			"(see the README, Workers)", warning
+	}
+	return true, "", warning
 }
 
 // kgoFlushYields reports whether FLBPluginFlushCtx may run the instance's flush on a goroutine
@@ -36,10 +49,20 @@ func flushYields() (bool, string) {
 //
 //export kgoFlushYields
 func kgoFlushYields(ctx unsafe.Pointer) C.int {
-	if r := instances.get(uintptr(ctx)); r != nil && r.inst.yields {
+	if r := instances.get(uintptr(ctx)); r != nil && r.inst.yields.Load() {
 		return 1
 	}
 	return 0
+}
+
+// kgoFlushHeld is told why a flush of an instance whose flushes yield could not, and whether
+// later flushes cannot either (lasting is not 0).
+//
+//export kgoFlushHeld
+func kgoFlushHeld(ctx unsafe.Pointer, why *C.char, lasting C.int) {
+	if r := instances.get(uintptr(ctx)); r != nil {
+		r.inst.flushHeld(C.GoString(why), lasting != 0)
+	}
 }
 
 // kgoFlushStart starts a flush on a goroutine and returns 1; 0 means it did not start, and the
