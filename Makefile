@@ -109,8 +109,8 @@ test-windows: ## unit tests for windows/amd64, in Wine
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) test -count=1 -exec $(WINE) $(CROSS_PKGS); \
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=1 CC=$(CC_windows_amd64) $(GO) test -count=1 -exec $(WINE) .
 
-e2e-overload: build test/node_modules ## a 4-shard stream offered twice its capacity for 60 s (about 2 minutes a run)
-	OVERLOAD_SECONDS=60 $(GO) test -count=1 -timeout 15m -run TestShardLimitedOverload -v ./test/
+e2e-overload: build test/node_modules ## a 4-shard stream offered twice its capacity for 60 s, through the C host and (with FLUENT_BIT) in Fluent Bit
+	OVERLOAD_SECONDS=60 $(GO) test -p 1 -count=1 -timeout 20m -run TestShardLimitedOverload -v ./test/ ./test/fluentbit/
 
 test/node_modules: test/package.json test/package-lock.json
 	cd test && npm ci --no-audit --no-fund

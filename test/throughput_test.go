@@ -155,17 +155,9 @@ func runOverload(t *testing.T, keyed bool) {
 // evenKeys returns n partition keys starting with prefix, as many in each shard of ranges.
 func evenKeys(t *testing.T, ranges []kinesismock.ShardRange, prefix string, n int) []string {
 	t.Helper()
-	per := map[string]int{}
-	var keys []string
-	for i := 0; len(keys) < n; i++ {
-		if i == 100*n {
-			t.Fatalf("no %d keys spread evenly over %d shards among %d", n, len(ranges), i)
-		}
-		k := fmt.Sprintf("%s%03d", prefix, i)
-		if shard := kinesismock.ShardOf(ranges, kinesismock.HashKey(k)); per[shard] < n/len(ranges) {
-			per[shard]++
-			keys = append(keys, k)
-		}
+	keys, err := kinesismock.EvenKeys(ranges, prefix, n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return keys
 }

@@ -105,3 +105,21 @@ func ShardOf(ranges []ShardRange, h *big.Int) string {
 	}
 	return ""
 }
+
+// EvenKeys returns n partition keys starting with prefix, as many in each shard of ranges (n a
+// multiple of their number), or an error when it finds none among 100n candidates.
+func EvenKeys(ranges []ShardRange, prefix string, n int) ([]string, error) {
+	per := map[string]int{}
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		if i == 100*n {
+			return nil, fmt.Errorf("no %d keys spread evenly over %d shards among %d", n, len(ranges), i)
+		}
+		k := fmt.Sprintf("%s%03d", prefix, i)
+		if shard := ShardOf(ranges, HashKey(k)); per[shard] < n/len(ranges) {
+			per[shard]++
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
