@@ -27,7 +27,8 @@
 
 #ifdef _WIN32
 
-int FLBPluginFlushCtx(void *ctx, void *data, int length, char *tag)
+/* A DLL exports only what is marked so (Go marks its own exports). */
+__declspec(dllexport) int FLBPluginFlushCtx(void *ctx, void *data, int length, char *tag)
 {
     return (int) kgoFlush(ctx, data, length, tag);
 }
