@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,8 +132,10 @@ func runOverload(t *testing.T, keyed bool) {
 	throttled := float64(st.ThrottledRequests) / float64(max(st.Requests, 1))
 	stderr := proc.Stderr()
 	summary := ""
-	if m := exitLine.FindString(stderr); m != "" {
-		summary = m
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, "] exit: ") || strings.Contains(line, "[ warn]") && summary == "" {
+			summary += "\n" + line
+		}
 	}
 	t.Logf("%d records offered to %d shards (%d s of capacity, twice): all accepted %v after Fluent Bit started (%v from the "+
 		"first request to the last record accepted), %.1f%% of capacity; %d requests, %d (%.1f%%) with throttled records, "+
