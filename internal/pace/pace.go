@@ -85,6 +85,11 @@ type Scheduler struct {
 	wake     chan struct{} // closed at the next slot freed; made when a flush waits for one
 	m        *kpl.ShardMap // the map buckets belongs to
 	buckets  []bucket
+	// The map before m, and where each of its shards is in buckets (-1: gone): flushes that began
+	// before the last listing (every refresh lists a new map, most often of the same shards) stay
+	// paced until they end.
+	prev    *kpl.ShardMap
+	prevIdx []int
 }
 
 // New returns a scheduler of at most max requests in flight, without a shard map.
@@ -93,7 +98,8 @@ func New(max int) *Scheduler {
 }
 
 // SetMap makes m the map that requests are paced by; shards it shares with the previous map (by
-// ID) keep their state. Called when the pool lists the shards.
+// ID) keep their state, and requests of flushes that began with the previous map are paced by
+// them. Called when the pool lists the shards.
 func (s *Scheduler) SetMap(m *kpl.ShardMap, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -105,10 +111,12 @@ func (s *Scheduler) SetMap(m *kpl.ShardMap, now time.Time) {
 		old[s.buckets[i].id] = &s.buckets[i]
 	}
 	var bs []bucket
+	at := make(map[string]int)
 	if m != nil {
 		bs = make([]bucket, m.Len())
 		for i := range bs {
 			id := m.Shard(i).ID
+			at[id] = i
 			if o := old[id]; o != nil {
 				bs[i] = *o
 				continue
@@ -117,13 +125,44 @@ func (s *Scheduler) SetMap(m *kpl.ShardMap, now time.Time) {
 			bs[i].records, bs[i].bytes = bs[i].capRecords(), bs[i].capBytes()
 		}
 	}
+	var idx []int
+	if m != nil && s.m != nil {
+		idx = make([]int, len(s.buckets))
+		for i, b := range s.buckets {
+			idx[i] = -1
+			if j, ok := at[b.id]; ok {
+				idx[i] = j
+			}
+		}
+	}
+	s.prev, s.prevIdx = s.m, idx
 	s.m, s.buckets = m, bs
+}
+
+// bucketOf returns the bucket of shard i of m, or nil when m is neither the map nor the one before
+// it, or the shard is gone. s.mu is held.
+func (s *Scheduler) bucketOf(m *kpl.ShardMap, i int) *bucket {
+	switch {
+	case m == nil:
+		return nil
+	case m == s.m:
+		return &s.buckets[i]
+	case m == s.prev && s.prevIdx != nil && s.prevIdx[i] >= 0:
+		return &s.buckets[s.prevIdx[i]]
+	}
+	return nil
+}
+
+// paces reports whether requests of flushes that began with m are paced by shard.
+func (s *Scheduler) paces(m *kpl.ShardMap) bool {
+	return m != nil && (m == s.m || m == s.prev && s.prevIdx != nil)
 }
 
 // TryStart takes a slot and the charges' tokens for a request and returns true, or returns false
 // with either the time when pacing lets the request go (the shards' tokens), or, when no slot is
-// free, a channel closed at the next slot released. Charges are paced only if they index m and m
-// is the Scheduler's map (a flush that began with an older map goes unpaced until its end).
+// free, a channel closed at the next slot released. Charges index m; they are paced when m is the
+// Scheduler's map or the one before it and their shard is in the Scheduler's map (a flush that began
+// two listings ago, or a shard closed since, goes unpaced).
 func (s *Scheduler) TryStart(m *kpl.ShardMap, charges []Charge, now time.Time) (ok bool, at time.Time, wake <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -133,19 +172,18 @@ func (s *Scheduler) TryStart(m *kpl.ShardMap, charges []Charge, now time.Time) (
 		}
 		return false, time.Time{}, s.wake
 	}
-	paced := m != nil && m == s.m
-	if paced {
-		var longest time.Duration
-		for _, c := range charges {
-			b := &s.buckets[c.Shard]
+	var longest time.Duration
+	for _, c := range charges {
+		if b := s.bucketOf(m, c.Shard); b != nil {
 			b.refill(now)
 			longest = max(longest, b.wait(c))
 		}
-		if longest > 0 {
-			return false, now.Add(longest), nil
-		}
-		for _, c := range charges {
-			b := &s.buckets[c.Shard]
+	}
+	if longest > 0 {
+		return false, now.Add(longest), nil
+	}
+	for _, c := range charges {
+		if b := s.bucketOf(m, c.Shard); b != nil {
 			b.records -= float64(c.Records)
 			b.bytes -= float64(c.Bytes)
 		}
@@ -166,9 +204,8 @@ func (s *Scheduler) Done() {
 func (s *Scheduler) Cancel(m *kpl.ShardMap, charges []Charge) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m != nil && m == s.m {
-		for _, c := range charges {
-			b := &s.buckets[c.Shard]
+	for _, c := range charges {
+		if b := s.bucketOf(m, c.Shard); b != nil {
 			b.records = min(b.capRecords(), b.records+float64(c.Records))
 			b.bytes = min(b.capBytes(), b.bytes+float64(c.Bytes))
 		}
@@ -192,13 +229,13 @@ type Feedback struct {
 	Throttled      bool
 }
 
-// Feedback adapts the pacing to an answer: fb per shard of m, or, without a map (or an old one),
-// throttled says whether any record of the request was throttled. It reports whether a rate (or
+// Feedback adapts the pacing to an answer: fb per shard of m, or, without a map (or one older than
+// the one before the Scheduler's), throttled says whether any record of the request was throttled. It reports whether a rate (or
 // the bound of requests in flight) was cut.
 func (s *Scheduler) Feedback(m *kpl.ShardMap, fb []Feedback, throttled bool, sentAt, now time.Time) (cut bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m == nil || m != s.m {
+	if !s.paces(m) {
 		switch {
 		case throttled && sentAt.After(s.cutAt):
 			s.limit = max(1, s.limit/2)
@@ -210,7 +247,10 @@ func (s *Scheduler) Feedback(m *kpl.ShardMap, fb []Feedback, throttled bool, sen
 		return false
 	}
 	for _, f := range fb {
-		b := &s.buckets[f.Shard]
+		b := s.bucketOf(m, f.Shard)
+		if b == nil {
+			continue // closed since
+		}
 		b.refill(now)
 		if f.Throttled {
 			// The shard is over its limits now: no more until it earns tokens again.

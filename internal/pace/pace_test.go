@@ -144,3 +144,55 @@ func TestSchedulerCancel(t *testing.T) {
 		t.Errorf("%d requests in flight, want 1", s.inflight)
 	}
 }
+
+// TestSchedulerRelisted: a flush that began before the shards were listed again (every refresh
+// lists a new map, most often of the same shards) stays paced by the same buckets, and its
+// answers still adapt them; one that began two listings ago, or a shard closed since, goes unpaced.
+func TestSchedulerRelisted(t *testing.T) {
+	t.Parallel()
+	old, relisted, third := fourShards(t), fourShards(t), fourShards(t)
+	s := New(16)
+	t0 := time.Unix(1000, 0)
+	s.SetMap(old, t0)
+	start := func(m *kpl.ShardMap, c Charge) (bool, time.Duration) {
+		ok, at, _ := s.TryStart(m, []Charge{c}, t0)
+		if ok {
+			s.Done()
+			return true, 0
+		}
+		return false, at.Sub(t0)
+	}
+	if ok, _ := start(old, Charge{Shard: 1, Records: 900, Bytes: 900}); !ok {
+		t.Fatal("a full bucket refused 900 records")
+	}
+	s.SetMap(relisted, t0)
+	// The old flush's next request, and a new flush's, wait for shard 1's tokens alike.
+	for name, m := range map[string]*kpl.ShardMap{"the old map": old, "the new map": relisted} {
+		if ok, wait := start(m, Charge{Shard: 1, Records: 500, Bytes: 500}); ok || wait < 390*time.Millisecond {
+			t.Errorf("%s: 500 records went %v (wait %v) with 100 left in shard 1", name, ok, wait)
+		}
+	}
+	// A throttle answered to the old flush cuts the shard's rate.
+	if !s.Feedback(old, []Feedback{{Shard: 2, Throttled: true}}, true, t0.Add(time.Millisecond), t0.Add(time.Millisecond)) {
+		t.Error("a throttle of a request of the old map did not cut")
+	}
+	if r := s.buckets[2].rate; r != paceDecrease {
+		t.Errorf("shard 2's rate %v after the old map's throttle, want %v", r, paceDecrease)
+	}
+	if s.limit != 16 {
+		t.Errorf("the old map's throttle cut the requests in flight to %v", s.limit)
+	}
+	// Two listings on, the first map's flush is no longer paced by shard.
+	s.SetMap(third, t0)
+	if ok, _ := start(old, Charge{Shard: 1, Records: 500, Bytes: 500}); !ok {
+		t.Error("a request of a map two listings old was paced")
+	}
+	if ok, _ := start(relisted, Charge{Shard: 1, Records: 500, Bytes: 500}); ok {
+		t.Error("a request of the previous map went unpaced")
+	}
+	// Closing the stream's map (no more listings): nothing is paced, nothing panics.
+	s.SetMap(nil, t0)
+	if ok, _ := start(third, Charge{Shard: 1, Records: 500, Bytes: 500}); !ok {
+		t.Error("paced without a map")
+	}
+}
